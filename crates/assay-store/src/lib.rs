@@ -1,0 +1,576 @@
+//! Durable state for assay: datasets, records, tasks, runs and annotations.
+//!
+//! SQLite (through sqlx, WAL, `synchronous = FULL`) is the default; every write that acknowledges work is one
+//! transaction, so a killed process loses at most what it had not yet committed. The SQL is kept portable so the
+//! PostgreSQL store can share it.
+//!
+//! ```no_run
+//! # async fn demo() -> assay_store::Result<()> {
+//! let store = assay_store::Store::open("sqlite:///tmp/assay.db").await?;
+//! let dataset = store.dataset("sms", "sms.csv", "ab12…", "csv").await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store URL is not one assay understands.
+    #[error("unsupported store URL `{0}` (use sqlite://PATH, a file path, or sqlite::memory:)")]
+    UnsupportedUrl(String),
+    /// The database refused or failed an operation (full disk, locked file, I/O).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the schema failed.
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row the store wrote itself does not parse back: a bug in assay, please report it.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Row id of a dataset.
+pub type DatasetId = i64;
+/// Row id of a record.
+pub type RecordId = i64;
+/// Row id of a task version.
+pub type TaskId = i64;
+
+/// A model annotation about to be written.
+#[derive(Debug, Clone)]
+pub struct NewAnnotation {
+    /// The record labeled.
+    pub record_id: RecordId,
+    /// Raw scores as JSON (log-probabilities per option).
+    pub scores: serde_json::Value,
+    /// Label as JSON (string, or list for multi-label).
+    pub value: serde_json::Value,
+    /// Confidence of the label.
+    pub confidence: Option<f64>,
+    /// Label → probability as JSON.
+    pub distribution: serde_json::Value,
+}
+
+/// Who made a batch of annotations, within which run.
+#[derive(Debug, Clone)]
+pub struct AnnotationSource {
+    /// The task version.
+    pub task_id: TaskId,
+    /// The run.
+    pub run_id: String,
+    /// `model` or `human`.
+    pub annotator_kind: String,
+    /// Model name or person id.
+    pub annotator: String,
+    /// SHA-256 of the model file (empty for people).
+    pub model_sha256: String,
+    /// Prompt layout hash.
+    pub prompt_hash: String,
+}
+
+/// An annotation as stored.
+#[derive(Debug, Clone)]
+pub struct StoredAnnotation {
+    /// Row id.
+    pub id: i64,
+    /// The record.
+    pub record_id: RecordId,
+    /// The record's position in its dataset.
+    pub row_index: u64,
+    /// The run that wrote it.
+    pub run_id: String,
+    /// Raw scores.
+    pub scores: serde_json::Value,
+    /// When it was written.
+    pub created_at: String,
+}
+
+/// Calibrated result for an existing annotation.
+#[derive(Debug, Clone)]
+pub struct CalibratedLabel {
+    /// The annotation's row id.
+    pub annotation_id: i64,
+    /// Label as JSON.
+    pub value: serde_json::Value,
+    /// Confidence.
+    pub confidence: Option<f64>,
+    /// Label → probability.
+    pub distribution: serde_json::Value,
+}
+
+/// A run about to start.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Task version.
+    pub task_id: TaskId,
+    /// Dataset labeled.
+    pub dataset_id: DatasetId,
+    /// Model name.
+    pub annotator: String,
+    /// Model file SHA-256.
+    pub model_sha256: String,
+    /// Prompt layout hash.
+    pub prompt_hash: String,
+}
+
+/// A run as `assay runs` lists it.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: String,
+    /// Task name.
+    pub task: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Model name.
+    pub annotator: String,
+    /// Start time.
+    pub started_at: String,
+    /// End time, if it ended.
+    pub finished_at: Option<String>,
+    /// `running`, `finished`, `interrupted`, `failed`.
+    pub status: String,
+    /// Items scored by this run (not counting items earlier runs had done).
+    pub items_scored: u64,
+    /// Rows skipped as malformed.
+    pub rows_skipped: u64,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `url`: `sqlite://PATH`, `sqlite:PATH`, a plain file path, or
+    /// `sqlite::memory:`. Applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = if url == "sqlite::memory:" {
+            SqliteConnectOptions::from_str(url)?
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            SqliteConnectOptions::new().filename(path)
+        } else if url.contains("://") {
+            return Err(Error::UnsupportedUrl(url.to_string()));
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit that returned is on disk, not only in the OS cache.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let max_connections = if url == "sqlite::memory:" { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The dataset with this content hash, created if new.
+    pub async fn dataset(
+        &self,
+        name: &str,
+        source: &str,
+        sha256: &str,
+        format: &str,
+    ) -> Result<DatasetId> {
+        sqlx::query(
+            "INSERT INTO datasets (name, source, sha256, format, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(name)
+        .bind(source)
+        .bind(sha256)
+        .bind(format)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM datasets WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Add records (row index, JSON data) to a dataset in one transaction; rows already present are left alone.
+    pub async fn insert_records(
+        &self,
+        dataset_id: DatasetId,
+        rows: &[(u64, String)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (index, data) in rows {
+            sqlx::query(
+                "INSERT INTO records (dataset_id, row_index, data) VALUES (?, ?, ?)
+                 ON CONFLICT (dataset_id, row_index) DO NOTHING",
+            )
+            .bind(dataset_id)
+            .bind(*index as i64)
+            .bind(data)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record ids of a dataset by row index.
+    pub async fn record_ids(&self, dataset_id: DatasetId) -> Result<HashMap<u64, RecordId>> {
+        let rows = sqlx::query("SELECT id, row_index FROM records WHERE dataset_id = ?")
+            .bind(dataset_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(1) as u64, r.get::<i64, _>(0)))
+            .collect())
+    }
+
+    /// The task version with this name and spec hash, created if new.
+    pub async fn task(
+        &self,
+        name: &str,
+        kind: &str,
+        spec_hash: &str,
+        spec_json: &str,
+    ) -> Result<TaskId> {
+        sqlx::query(
+            "INSERT INTO tasks (name, kind, spec_hash, spec, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name, spec_hash) DO NOTHING",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(spec_hash)
+        .bind(spec_json)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM tasks WHERE name = ? AND spec_hash = ?")
+            .bind(name)
+            .bind(spec_hash)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Start a run; returns its id (a time-ordered UUID).
+    pub async fn start_run(&self, run: &NewRun) -> Result<String> {
+        let id = uuid_v7();
+        sqlx::query(
+            "INSERT INTO runs (id, task_id, dataset_id, annotator, model_sha256, prompt_hash, started_at, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+        )
+        .bind(&id)
+        .bind(run.task_id)
+        .bind(run.dataset_id)
+        .bind(&run.annotator)
+        .bind(&run.model_sha256)
+        .bind(&run.prompt_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Close a run with its status and a JSON summary.
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        summary: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?")
+            .bind(status)
+            .bind(now())
+            .bind(summary.to_string())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that already carry an annotation from this annotator for this task.
+    pub async fn annotated_records(
+        &self,
+        task_id: TaskId,
+        annotator_kind: &str,
+        annotator: &str,
+    ) -> Result<HashSet<RecordId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT record_id FROM annotations WHERE task_id = ? AND annotator_kind = ? AND annotator = ?",
+        )
+        .bind(task_id)
+        .bind(annotator_kind)
+        .bind(annotator)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Write annotations in one transaction and count them on the run. An annotation that already exists for the
+    /// same (task, record, annotator) is kept as it was, so a batch written twice is not written twice.
+    /// Returns how many were new.
+    pub async fn insert_annotations(
+        &self,
+        source: &AnnotationSource,
+        annotations: &[NewAnnotation],
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let created_at = now();
+        let mut inserted = 0;
+        for a in annotations {
+            let result = sqlx::query(
+                "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
+                     prompt_hash, scores, value, confidence, distribution, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING",
+            )
+            .bind(source.task_id)
+            .bind(a.record_id)
+            .bind(&source.run_id)
+            .bind(&source.annotator_kind)
+            .bind(&source.annotator)
+            .bind(&source.model_sha256)
+            .bind(&source.prompt_hash)
+            .bind(a.scores.to_string())
+            .bind(a.value.to_string())
+            .bind(a.confidence)
+            .bind(a.distribution.to_string())
+            .bind(&created_at)
+            .execute(&mut *tx)
+            .await?;
+            inserted += result.rows_affected();
+        }
+        sqlx::query("UPDATE runs SET items_scored = items_scored + ? WHERE id = ?")
+            .bind(inserted as i64)
+            .bind(&source.run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// All annotations of an annotator for a task, with their records' row indices, in row order.
+    pub async fn annotations(
+        &self,
+        task_id: TaskId,
+        annotator_kind: &str,
+        annotator: &str,
+    ) -> Result<Vec<StoredAnnotation>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.record_id, r.row_index, a.run_id, a.scores, a.created_at
+             FROM annotations a JOIN records r ON r.id = a.record_id
+             WHERE a.task_id = ? AND a.annotator_kind = ? AND a.annotator = ?
+             ORDER BY r.row_index",
+        )
+        .bind(task_id)
+        .bind(annotator_kind)
+        .bind(annotator)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let scores: Option<String> = r.get(4);
+                let scores = match scores {
+                    Some(s) => serde_json::from_str(&s)
+                        .map_err(|e| Error::Internal(format!("annotation scores: {e}")))?,
+                    None => serde_json::Value::Null,
+                };
+                Ok(StoredAnnotation {
+                    id: r.get(0),
+                    record_id: r.get(1),
+                    row_index: r.get::<i64, _>(2) as u64,
+                    run_id: r.get(3),
+                    scores,
+                    created_at: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    /// Rewrite the calibrated label of existing annotations, in one transaction.
+    pub async fn update_calibrated(&self, labels: &[CalibratedLabel]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for l in labels {
+            sqlx::query(
+                "UPDATE annotations SET value = ?, confidence = ?, distribution = ? WHERE id = ?",
+            )
+            .bind(l.value.to_string())
+            .bind(l.confidence)
+            .bind(l.distribution.to_string())
+            .bind(l.annotation_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remember rows a run could not use, with the reason.
+    pub async fn record_row_errors(&self, run_id: &str, errors: &[(u64, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (index, reason) in errors {
+            sqlx::query("INSERT INTO row_errors (run_id, row_index, reason) VALUES (?, ?, ?)")
+                .bind(run_id)
+                .bind(*index as i64)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE runs SET rows_skipped = rows_skipped + ? WHERE id = ?")
+            .bind(errors.len() as i64)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The most recent runs, newest first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
+        let rows = sqlx::query(
+            "SELECT r.id, t.name, d.name, r.annotator, r.started_at, r.finished_at, r.status, r.items_scored,
+                    r.rows_skipped
+             FROM runs r JOIN tasks t ON t.id = r.task_id JOIN datasets d ON d.id = r.dataset_id
+             ORDER BY r.started_at DESC, r.id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RunSummary {
+                id: r.get(0),
+                task: r.get(1),
+                dataset: r.get(2),
+                annotator: r.get(3),
+                started_at: r.get(4),
+                finished_at: r.get(5),
+                status: r.get(6),
+                items_scored: r.get::<i64, _>(7) as u64,
+                rows_skipped: r.get::<i64, _>(8) as u64,
+            })
+            .collect())
+    }
+}
+
+/// A time-ordered UUID, so run ids sort by start time.
+fn uuid_v7() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn annotations_are_written_once_per_record_and_survive_reopening() {
+        let (dir, store) = fresh().await;
+        let dataset = store.dataset("d", "d.csv", "abc", "csv").await.unwrap();
+        assert_eq!(
+            store.dataset("d", "d.csv", "abc", "csv").await.unwrap(),
+            dataset
+        );
+        store
+            .insert_records(dataset, &[(0, "{}".into()), (1, "{}".into())])
+            .await
+            .unwrap();
+        store
+            .insert_records(dataset, &[(1, "{}".into())])
+            .await
+            .unwrap();
+        let ids = store.record_ids(dataset).await.unwrap();
+        assert_eq!(ids.len(), 2);
+        let task = store.task("t", "classify", "h", "{}").await.unwrap();
+        let run = store
+            .start_run(&NewRun {
+                task_id: task,
+                dataset_id: dataset,
+                annotator: "m".into(),
+                model_sha256: "s".into(),
+                prompt_hash: "p".into(),
+            })
+            .await
+            .unwrap();
+        let source = AnnotationSource {
+            task_id: task,
+            run_id: run.clone(),
+            annotator_kind: "model".into(),
+            annotator: "m".into(),
+            model_sha256: "s".into(),
+            prompt_hash: "p".into(),
+        };
+        let a = NewAnnotation {
+            record_id: ids[&0],
+            scores: serde_json::json!([-0.1, -2.0]),
+            value: serde_json::json!("ham"),
+            confidence: Some(0.9),
+            distribution: serde_json::json!({"ham": 0.9, "spam": 0.1}),
+        };
+        assert_eq!(
+            store
+                .insert_annotations(&source, &[a.clone()])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.insert_annotations(&source, &[a]).await.unwrap(), 0);
+        drop(store);
+
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let done = store.annotated_records(task, "model", "m").await.unwrap();
+        assert_eq!(done, HashSet::from([ids[&0]]));
+        let stored = store.annotations(task, "model", "m").await.unwrap();
+        assert_eq!(stored[0].scores, serde_json::json!([-0.1, -2.0]));
+        let runs = store.runs(10).await.unwrap();
+        assert_eq!(runs[0].items_scored, 1);
+        assert_eq!(runs[0].status, "running");
+    }
+
+    #[tokio::test]
+    async fn foreign_urls_are_refused() {
+        let err = Store::open("mysql://x").await.unwrap_err();
+        assert!(err.to_string().contains("unsupported store URL"), "{err}");
+    }
+
+    #[test]
+    fn uuids_are_v7_shaped_and_distinct() {
+        let a = uuid_v7();
+        let b = uuid_v7();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "7");
+    }
+}

@@ -1,0 +1,958 @@
+//! `assay label`: read rows, score every label with the model, store each annotation durably, calibrate, write
+//! the output with one `assay` column, and print a summary.
+//!
+//! Work is committed in chunks of [`CHUNK_ITEMS`] items, one transaction each, and chunk boundaries depend only
+//! on the dataset's order; a resumed run therefore re-forms the same chunks, skips finished ones, and evaluates
+//! the rest exactly as an uninterrupted run would (same batches, same KV-cache layout, same numbers).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use assay_core::prompt::ResolvedExample;
+use assay_core::task::ExampleLabel;
+use assay_core::{CalibrationMethod, PromptBuilder, Provenance, TaskKind, TaskSpec};
+use assay_llm::cache::ModelCache;
+use assay_llm::embedded::{default_threads, EmbeddedModel, ScorerOptions, Strategy};
+use assay_llm::Scorer;
+use assay_quality::calibration::{softmax, ContextualCalibration, FitOptions, FittedCalibration};
+use assay_quality::metrics::{classification_report, ClassificationReport};
+use assay_store::{AnnotationSource, CalibratedLabel, NewAnnotation, NewRun};
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use super::Hinted;
+use crate::progress::items_bar;
+use crate::settings::{runtime, Settings};
+
+/// Items per committed chunk: a `kill -9` loses at most this many items' work.
+pub const CHUNK_ITEMS: usize = 16;
+
+/// Gold rows needed in the fit split before a fitted calibration is learned.
+const MIN_FIT_ROWS: usize = 10;
+
+/// Arguments of `assay label`.
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// The task file (TOML); see docs/task-reference.toml.
+    pub task: PathBuf,
+    /// Input dataset (JSONL, CSV, TSV or Parquet) [default: the task's `dataset`].
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Output file (.jsonl or .parquet) [default: the task's `output`, else TASK_NAME.labeled.jsonl].
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Label only the first N rows of the input.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// CPU threads for the model [default: the task's `model.threads`, else all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the run summary as JSON to this file.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// A row ready to score.
+struct Item {
+    index: u64,
+    values: Map<String, Value>,
+    text: String,
+    /// Gold label indices (one for classify).
+    gold: Option<Vec<usize>>,
+}
+
+/// What a run did, printed as tables and stored with the run.
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    task: String,
+    model: String,
+    rows_read: u64,
+    rows_skipped: u64,
+    rows_failed: u64,
+    scored_this_run: u64,
+    scored_before: u64,
+    labeled: u64,
+    label_counts: Vec<(String, u64)>,
+    confidence_histogram: Vec<u64>,
+    calibration: String,
+    gold_rows: usize,
+    fit_rows: usize,
+    eval_rows: usize,
+    before: Option<ClassificationReport>,
+    after: Option<ClassificationReport>,
+    items_per_second: Option<f64>,
+    tokens_per_second: Option<f64>,
+    output: String,
+    interrupted: bool,
+}
+
+/// Run `assay label`.
+pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
+    let spec = TaskSpec::from_path(&args.task)?;
+    let input = args
+        .input
+        .clone()
+        .or_else(|| spec.dataset.clone())
+        .ok_or_else(|| Hinted {
+            message: format!(
+                "task {} names no dataset and no --input was given",
+                spec.name
+            ),
+            hint: "pass --input FILE or set `dataset = \"FILE\"` in the task file".into(),
+        })?;
+    let output = args
+        .output
+        .clone()
+        .or_else(|| spec.output.clone())
+        .unwrap_or_else(|| PathBuf::from(format!("{}.labeled.jsonl", spec.name)));
+    assay_io::Format::from_path(&output).context("choosing the output format")?;
+
+    let (model_path, model_name, model_sha) = resolve_model(settings, &spec)?;
+    let examples = load_examples(&spec)?;
+    let prompts = PromptBuilder::new(&spec)?.with_examples(&examples);
+    let prompt_hash = prompts.prompt_hash();
+
+    // Read and validate every row before loading the model: bad rows are reported, not fatal.
+    let mut reader = assay_io::open_dataset(&input)?;
+    let format = reader.format();
+    let mut items = Vec::new();
+    let mut row_errors: Vec<(u64, String)> = Vec::new();
+    let mut unknown_gold = 0u64;
+    for row in reader.by_ref() {
+        let index = match &row {
+            Ok(r) => r.index,
+            Err(e) => e.index,
+        };
+        if args.limit.is_some_and(|limit| index >= limit) {
+            break;
+        }
+        match row {
+            Err(e) => row_errors.push((e.index, e.reason)),
+            Ok(r) => match prompts.render_input(&r.values) {
+                Err(e) => row_errors.push((r.index, e.to_string())),
+                Ok(text) => {
+                    let gold = spec
+                        .gold
+                        .as_ref()
+                        .and_then(|column| gold_of(&spec, r.values.get(column)));
+                    if spec.gold.as_ref().is_some_and(|c| {
+                        r.values.get(c).is_some_and(|v| !v.is_null()) && gold.is_none()
+                    }) {
+                        unknown_gold += 1;
+                    }
+                    items.push(Item {
+                        index: r.index,
+                        values: r.values,
+                        text,
+                        gold,
+                    });
+                }
+            },
+        }
+    }
+    let rows_read = items.len() as u64 + row_errors.len() as u64;
+    for (index, reason) in &row_errors {
+        tracing::warn!(row = index + 1, %reason, "skipping row");
+    }
+    if unknown_gold > 0 {
+        eprintln!("warning: {unknown_gold} rows have a gold value that is not one of the task's labels; they count as unlabeled");
+    }
+
+    let rt = runtime()?;
+    let store = settings.open_store(&rt)?;
+    let dataset_name = input
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("dataset")
+        .to_string();
+    let dataset_sha = assay_io::file_sha256(&input)?;
+    let dataset_id = rt.block_on(store.dataset(
+        &dataset_name,
+        &input.display().to_string(),
+        &dataset_sha,
+        format.name(),
+    ))?;
+    for chunk in items.chunks(10_000) {
+        let rows: Vec<(u64, String)> = chunk
+            .iter()
+            .map(|i| (i.index, Value::Object(i.values.clone()).to_string()))
+            .collect();
+        rt.block_on(store.insert_records(dataset_id, &rows))?;
+    }
+    let record_ids = rt.block_on(store.record_ids(dataset_id))?;
+    // The task's identity covers the spec and the rendered prompt (examples read from files included).
+    let task_hash =
+        assay_core::sha256_hex(format!("{}{}", spec.spec_hash(), prompt_hash).as_bytes());
+    let task_id = rt.block_on(store.task(
+        &spec.name,
+        spec.kind.as_str(),
+        &task_hash,
+        &serde_json::to_string(&spec)?,
+    ))?;
+    let annotator = format!("{model_name}@{}", &model_sha[..12]);
+    let done = rt.block_on(store.annotated_records(task_id, "model", &annotator))?;
+    let run_id = rt.block_on(store.start_run(&NewRun {
+        task_id,
+        dataset_id,
+        annotator: annotator.clone(),
+        model_sha256: model_sha.clone(),
+        prompt_hash: prompt_hash.clone(),
+    }))?;
+    if !row_errors.is_empty() {
+        rt.block_on(store.record_row_errors(&run_id, &row_errors))?;
+    }
+    let source = AnnotationSource {
+        task_id,
+        run_id: run_id.clone(),
+        annotator_kind: "model".into(),
+        annotator: annotator.clone(),
+        model_sha256: model_sha.clone(),
+        prompt_hash: prompt_hash.clone(),
+    };
+
+    let model = EmbeddedModel::load(&model_path, &model_name, &model_sha)?;
+    let threads = args
+        .threads
+        .or(spec.model.threads)
+        .unwrap_or_else(default_threads);
+    let options = ScorerOptions {
+        format: spec.model.prompt_format,
+        threads,
+        batch_tokens: spec.model.batch_tokens,
+        strategy: Strategy::CachedBatched,
+    };
+    let mut scorer = model.scorer(&prompts.prefix_probe(), options)?;
+    // Content-free inputs first, as their own call, so every run starts from the same state.
+    let content_free: Vec<_> = spec
+        .calibration
+        .content_free
+        .iter()
+        .map(|t| prompts.request(t))
+        .collect();
+    let content_free_scores = scorer.score(&content_free)?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(interrupted.clone());
+    let pending_total = items
+        .iter()
+        .filter(|i| !done.contains(&record_ids[&i.index]))
+        .count();
+    let bar = items_bar(pending_total as u64, "labeling", settings.progress);
+    let started = Instant::now();
+    let stats_before = scorer.stats();
+    let mut scored_this_run = 0u64;
+    let mut failures: Vec<(u64, String)> = Vec::new();
+    for chunk in items.chunks(CHUNK_ITEMS) {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        let pending: Vec<&Item> = chunk
+            .iter()
+            .filter(|i| !done.contains(&record_ids[&i.index]))
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let requests: Vec<_> = pending.iter().map(|i| prompts.request(&i.text)).collect();
+        let results = scorer.score(&requests)?;
+        let mut annotations = Vec::new();
+        for (item, result) in pending.iter().zip(results) {
+            match result {
+                Ok(scores) => {
+                    let raw = units_from_scores(&scores);
+                    let (value, confidence, distribution) = label_from_units(&spec, &raw);
+                    annotations.push(NewAnnotation {
+                        record_id: record_ids[&item.index],
+                        scores: json!(scores),
+                        value,
+                        confidence: Some(confidence),
+                        distribution,
+                    });
+                }
+                Err(reason) => failures.push((item.index, reason)),
+            }
+        }
+        scored_this_run += rt.block_on(store.insert_annotations(&source, &annotations))?;
+        bar.inc(pending.len() as u64);
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = scorer.stats();
+    if !failures.is_empty() {
+        rt.block_on(store.record_row_errors(&run_id, &failures))?;
+        for (index, reason) in &failures {
+            eprintln!("row {}: not labeled: {reason}", index + 1);
+        }
+    }
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+
+    // Calibrate over everything the store holds for this task and model, then write the output.
+    let stored = rt.block_on(store.annotations(task_id, "model", &annotator))?;
+    let by_record: HashMap<i64, &assay_store::StoredAnnotation> =
+        stored.iter().map(|a| (a.record_id, a)).collect();
+    let labeled: Vec<(&Item, Vec<Vec<f64>>, &assay_store::StoredAnnotation)> = items
+        .iter()
+        .filter_map(|item| {
+            let a = by_record.get(&record_ids[&item.index])?;
+            let scores: Vec<Vec<f64>> = serde_json::from_value(a.scores.clone()).ok()?;
+            Some((item, units_from_scores(&scores), *a))
+        })
+        .collect();
+    let content_free_units: Vec<Vec<Vec<f64>>> = content_free_scores
+        .into_iter()
+        .filter_map(|r| r.ok())
+        .map(|s| units_from_scores(&s))
+        .collect();
+    let gold_items: Vec<(usize, bool)> = labeled
+        .iter()
+        .enumerate()
+        .filter(|(_, (item, _, _))| item.gold.is_some())
+        .map(|(i, (item, _, _))| {
+            (
+                i,
+                in_fit_split(
+                    spec.calibration.seed,
+                    item.index,
+                    spec.calibration.fit_share,
+                ),
+            )
+        })
+        .collect();
+    let calibrator = Calibrator::build(&spec, &content_free_units, &labeled, &gold_items)?;
+    let eval: Vec<usize> = gold_items
+        .iter()
+        .filter(|(_, fit)| !fit || calibrator.fitted.is_none())
+        .map(|(i, _)| *i)
+        .collect();
+    let fit_rows = if calibrator.fitted.is_some() {
+        gold_items.len() - eval.len()
+    } else {
+        0
+    };
+
+    let mut calibrated_labels = Vec::with_capacity(labeled.len());
+    let mut out_rows = Vec::with_capacity(items.len());
+    let mut label_counts: Vec<(String, u64)> = spec
+        .label_names()
+        .iter()
+        .map(|n| (n.to_string(), 0))
+        .collect();
+    let mut histogram = vec![0u64; 10];
+    let mut calibrated_units: Vec<Vec<Vec<f64>>> = Vec::with_capacity(labeled.len());
+    let assay_column = free_column_name(reader.columns());
+    let failed: HashMap<u64, &String> = failures.iter().map(|(i, r)| (*i, r)).collect();
+    let mut labeled_iter = labeled.iter().peekable();
+    for item in &items {
+        let mut row = item.values.clone();
+        let annotation = match labeled_iter.peek() {
+            Some((l, _, _)) if l.index == item.index => labeled_iter.next(),
+            _ => None,
+        };
+        let assay = match annotation {
+            Some((_, units, stored)) => {
+                let units = calibrator.apply(units);
+                let (value, confidence, distribution) = label_from_units(&spec, &units);
+                for name in value_names(&value) {
+                    if let Some(entry) = label_counts.iter_mut().find(|(n, _)| *n == name) {
+                        entry.1 += 1;
+                    }
+                }
+                histogram[((confidence * 10.0) as usize).min(9)] += 1;
+                calibrated_labels.push(CalibratedLabel {
+                    annotation_id: stored.id,
+                    value: value.clone(),
+                    confidence: Some(confidence),
+                    distribution: distribution.clone(),
+                });
+                calibrated_units.push(units);
+                let provenance = Provenance {
+                    annotator_kind: assay_core::AnnotatorKind::Model,
+                    annotator: model_name.clone(),
+                    model_sha256: model_sha.clone(),
+                    prompt_hash: prompt_hash.clone(),
+                    task: spec.name.clone(),
+                    run_id: stored.run_id.clone(),
+                    calibration: calibrator.name.clone(),
+                    labeled_at: stored.created_at.clone(),
+                };
+                json!({"label": value, "confidence": confidence, "distribution": distribution, "provenance": provenance})
+            }
+            None => {
+                let reason = failed
+                    .get(&item.index)
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "not labeled yet".into());
+                json!({"label": Value::Null, "confidence": Value::Null, "error": reason})
+            }
+        };
+        row.insert(assay_column.clone(), assay);
+        out_rows.push(row);
+    }
+    rt.block_on(store.update_calibrated(&calibrated_labels))?;
+    let parquet = assay_io::ParquetOptions {
+        input_schema: reader.arrow_schema(),
+        map_columns: vec![vec![assay_column.clone(), "distribution".into()]],
+    };
+    assay_io::write_output(&output, &out_rows, &parquet)?;
+
+    let (before, after) = gold_reports(&spec, &labeled, &calibrated_units, &eval);
+    let decode_tokens = stats.tokens_evaluated - stats_before.tokens_evaluated;
+    let decode_seconds = stats.decode_seconds - stats_before.decode_seconds;
+    let summary = Summary {
+        task: spec.name.clone(),
+        model: format!("{model_name} ({})", &model_sha[..12]),
+        rows_read,
+        rows_skipped: row_errors.len() as u64,
+        rows_failed: failures.len() as u64,
+        scored_this_run,
+        scored_before: labeled.len() as u64 - scored_this_run,
+        labeled: labeled.len() as u64,
+        label_counts,
+        confidence_histogram: histogram,
+        calibration: calibrator.name.clone(),
+        gold_rows: gold_items.len(),
+        fit_rows,
+        eval_rows: eval.len(),
+        before,
+        after,
+        items_per_second: (scored_this_run > 0).then(|| scored_this_run as f64 / elapsed),
+        tokens_per_second: (decode_seconds > 0.0).then(|| decode_tokens as f64 / decode_seconds),
+        output: output.display().to_string(),
+        interrupted: was_interrupted,
+    };
+    let status = if was_interrupted {
+        "interrupted"
+    } else {
+        "finished"
+    };
+    rt.block_on(store.finish_run(&run_id, status, &serde_json::to_value(&summary)?))?;
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print_summary(&summary, &row_errors);
+    Ok(if was_interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The model file, its name and SHA-256: the task's `model.path`, else the cached model `model.name`.
+fn resolve_model(
+    settings: &Settings,
+    spec: &TaskSpec,
+) -> anyhow::Result<(PathBuf, String, String)> {
+    if let Some(path) = &spec.model.path {
+        if !path.exists() {
+            bail!(Hinted {
+                message: format!("model file {} does not exist", path.display()),
+                hint: "fix `model.path` in the task file, or remove it to use a cached model"
+                    .into(),
+            });
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("model")
+            .to_string();
+        return Ok((path.clone(), name, assay_llm::cache::file_sha256(path)?));
+    }
+    let cache = ModelCache::new(&settings.home);
+    match cache.get(&spec.model.name)? {
+        Some(model) => Ok((model.path, model.name, model.sha256)),
+        None => bail!(Hinted {
+            message: format!(
+                "model `{}` is not in the cache ({})",
+                spec.model.name,
+                settings.home.join("models").display()
+            ),
+            hint: format!("run `assay model fetch {}` first", spec.model.name),
+        }),
+    }
+}
+
+/// Few-shot examples: inline ones, then those read from `examples-from`.
+fn load_examples(spec: &TaskSpec) -> anyhow::Result<Vec<ResolvedExample>> {
+    let prompts = PromptBuilder::new(spec)?;
+    let multi = spec.kind == TaskKind::MultiLabel;
+    let mut examples = Vec::new();
+    let resolve = |names: Vec<String>| -> anyhow::Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|n| {
+                spec.label_index(n).ok_or_else(|| {
+                    anyhow::anyhow!("example label `{n}` is not one of the task's labels")
+                })
+            })
+            .collect()
+    };
+    for (i, e) in spec.examples.iter().enumerate() {
+        let text = prompts
+            .render_input(&e.row)
+            .with_context(|| format!("example {}", i + 1))?;
+        examples.push(ResolvedExample {
+            text,
+            labels: resolve(e.label.names(multi)).with_context(|| format!("example {}", i + 1))?,
+        });
+    }
+    if let Some(from) = &spec.examples_from {
+        let reader = assay_io::open_dataset(&from.path)?;
+        for row in reader.take(from.limit) {
+            let row = row.map_err(|e| {
+                anyhow::anyhow!("{}: row {}: {}", from.path.display(), e.index + 1, e.reason)
+            })?;
+            let label = row
+                .values
+                .get(&from.label_column)
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: row {} has no text in column `{}`",
+                        from.path.display(),
+                        row.index + 1,
+                        from.label_column
+                    )
+                })?;
+            let text = prompts.render_input(&row.values)?;
+            let labels = resolve(ExampleLabel::One(label.to_string()).names(multi))
+                .with_context(|| format!("{}: row {}", from.path.display(), row.index + 1))?;
+            examples.push(ResolvedExample { text, labels });
+        }
+    }
+    Ok(examples)
+}
+
+/// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names.
+fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
+    let names: Vec<String> = match value? {
+        Value::String(s) => ExampleLabel::One(s.clone()).names(spec.kind == TaskKind::MultiLabel),
+        Value::Array(values) => values
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Value::Number(n) => vec![n.to_string()],
+        Value::Bool(b) => vec![b.to_string()],
+        _ => return None,
+    };
+    let indices: Option<Vec<usize>> = names.iter().map(|n| spec.label_index(n)).collect();
+    match spec.kind {
+        TaskKind::Classify => indices.filter(|i| i.len() == 1),
+        TaskKind::MultiLabel => indices,
+    }
+}
+
+/// Per-branch option log-probabilities → per-branch distributions (a unit per branch).
+fn units_from_scores(scores: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    scores.iter().map(|s| softmax(s)).collect()
+}
+
+/// Label value, confidence and distribution from units. Classify: argmax of the one unit. Multi-label: every label
+/// whose P(yes) reaches the threshold; confidence is that of the least certain yes/no decision.
+fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) {
+    let names = spec.label_names();
+    match spec.kind {
+        TaskKind::Classify => {
+            let p = &units[0];
+            let best = argmax(p);
+            let distribution: Map<String, Value> = names
+                .iter()
+                .zip(p)
+                .map(|(n, p)| (n.to_string(), json!(p)))
+                .collect();
+            (json!(names[best]), p[best], Value::Object(distribution))
+        }
+        TaskKind::MultiLabel => {
+            let yes: Vec<f64> = units.iter().map(|u| u[0]).collect();
+            let chosen: Vec<&str> = names
+                .iter()
+                .zip(&yes)
+                .filter(|(_, &p)| p >= spec.multi_label.threshold)
+                .map(|(n, _)| *n)
+                .collect();
+            let confidence = yes.iter().map(|&p| p.max(1.0 - p)).fold(1.0, f64::min);
+            let distribution: Map<String, Value> = names
+                .iter()
+                .zip(&yes)
+                .map(|(n, p)| (n.to_string(), json!(p)))
+                .collect();
+            (json!(chosen), confidence, Value::Object(distribution))
+        }
+    }
+}
+
+fn value_names(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(v) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn argmax(p: &[f64]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map_or(0, |(i, _)| i)
+}
+
+/// Deterministic split of gold rows: a row is in the fit set when its hash falls below `share`.
+fn in_fit_split(seed: u64, index: u64, share: f64) -> bool {
+    // splitmix64
+    let mut z = seed
+        .wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 <= share && share > 0.0
+}
+
+/// The calibration in force for a run: contextual per unit slot, then fitted per unit slot.
+struct Calibrator {
+    contextual: Option<Vec<ContextualCalibration>>,
+    fitted: Option<Vec<FittedCalibration>>,
+    name: String,
+}
+
+impl Calibrator {
+    fn build(
+        spec: &TaskSpec,
+        content_free: &[Vec<Vec<f64>>],
+        labeled: &[(&Item, Vec<Vec<f64>>, &assay_store::StoredAnnotation)],
+        gold_items: &[(usize, bool)],
+    ) -> anyhow::Result<Self> {
+        let method = spec.calibration.method;
+        let slots = match spec.kind {
+            TaskKind::Classify => 1,
+            TaskKind::MultiLabel => spec.labels.len(),
+        };
+        let contextual = if matches!(
+            method,
+            CalibrationMethod::Contextual | CalibrationMethod::Auto
+        ) && !content_free.is_empty()
+        {
+            Some(
+                (0..slots)
+                    .map(|s| {
+                        let dists: Vec<Vec<f64>> =
+                            content_free.iter().map(|units| units[s].clone()).collect();
+                        ContextualCalibration::from_content_free(&dists)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        } else {
+            None
+        };
+        let mut calibrator = Self {
+            contextual,
+            fitted: None,
+            name: String::new(),
+        };
+        let fit: Vec<usize> = gold_items
+            .iter()
+            .filter(|(_, f)| *f)
+            .map(|(i, _)| *i)
+            .collect();
+        if matches!(method, CalibrationMethod::Fitted | CalibrationMethod::Auto)
+            && fit.len() >= MIN_FIT_ROWS
+        {
+            let mut fitted = Vec::with_capacity(slots);
+            for s in 0..slots {
+                let mut dists = Vec::with_capacity(fit.len());
+                let mut gold = Vec::with_capacity(fit.len());
+                for &i in &fit {
+                    let (item, units, _) = &labeled[i];
+                    let gold_labels = item.gold.as_ref().expect("gold rows only");
+                    dists.push(calibrator.apply_contextual(s, &units[s]));
+                    gold.push(match spec.kind {
+                        TaskKind::Classify => gold_labels[0],
+                        // yes = 0, no = 1
+                        TaskKind::MultiLabel => usize::from(!gold_labels.contains(&s)),
+                    });
+                }
+                fitted.push(FittedCalibration::fit(
+                    &dists,
+                    &gold,
+                    FitOptions::default(),
+                )?);
+            }
+            calibrator.fitted = Some(fitted);
+        }
+        calibrator.name = match (&calibrator.contextual, &calibrator.fitted) {
+            (None, None) => "none",
+            (Some(_), None) => "contextual",
+            (None, Some(_)) => "fitted",
+            (Some(_), Some(_)) => "contextual+fitted",
+        }
+        .to_string();
+        Ok(calibrator)
+    }
+
+    fn apply_contextual(&self, slot: usize, p: &[f64]) -> Vec<f64> {
+        match &self.contextual {
+            Some(c) => c[slot].apply(p),
+            None => p.to_vec(),
+        }
+    }
+
+    fn apply(&self, units: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        units
+            .iter()
+            .enumerate()
+            .map(|(s, p)| {
+                let p = self.apply_contextual(s, p);
+                match &self.fitted {
+                    Some(f) => f[s].apply(&p),
+                    None => p,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Gold metrics before (raw) and after calibration on the evaluation rows. Multi-label: over (row, label)
+/// yes/no decisions.
+fn gold_reports(
+    spec: &TaskSpec,
+    labeled: &[(&Item, Vec<Vec<f64>>, &assay_store::StoredAnnotation)],
+    calibrated: &[Vec<Vec<f64>>],
+    eval: &[usize],
+) -> (Option<ClassificationReport>, Option<ClassificationReport>) {
+    if eval.is_empty() {
+        return (None, None);
+    }
+    let report = |units_of: &dyn Fn(usize) -> Vec<Vec<f64>>| {
+        let (mut predicted, mut gold, mut confidence) = (Vec::new(), Vec::new(), Vec::new());
+        for &i in eval {
+            let units = units_of(i);
+            let gold_labels = labeled[i].0.gold.as_ref().expect("gold rows only");
+            match spec.kind {
+                TaskKind::Classify => {
+                    let best = argmax(&units[0]);
+                    predicted.push(best);
+                    confidence.push(units[0][best]);
+                    gold.push(gold_labels[0]);
+                }
+                TaskKind::MultiLabel => {
+                    for (s, u) in units.iter().enumerate() {
+                        let yes = u[0] >= spec.multi_label.threshold;
+                        predicted.push(usize::from(!yes));
+                        confidence.push(u[0].max(1.0 - u[0]));
+                        gold.push(usize::from(!gold_labels.contains(&s)));
+                    }
+                }
+            }
+        }
+        classification_report(&predicted, &gold, &confidence).ok()
+    };
+    let before = report(&|i| labeled[i].1.clone());
+    let after = report(&|i| calibrated[i].clone());
+    (before, after)
+}
+
+/// `assay`, or a variant if the input already has such a column: no input column is ever overwritten.
+fn free_column_name(columns: &[String]) -> String {
+    ["assay", "assay_label", "_assay"]
+        .iter()
+        .map(|s| s.to_string())
+        .find(|c| !columns.contains(c))
+        .unwrap_or_else(|| "__assay".to_string())
+}
+
+/// Ctrl-C stops after the chunk in flight; everything committed stays.
+fn watch_ctrl_c(flag: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the chunk in flight; run the same command again to resume");
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+    });
+}
+
+fn print_summary(s: &Summary, row_errors: &[(u64, String)]) {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+    let mut rows = Table::new();
+    rows.load_preset(UTF8_FULL_CONDENSED);
+    rows.set_header(["rows", "count"]);
+    rows.add_row(["read".to_string(), s.rows_read.to_string()]);
+    rows.add_row(["labeled".to_string(), s.labeled.to_string()]);
+    rows.add_row([
+        "  scored in this run".to_string(),
+        s.scored_this_run.to_string(),
+    ]);
+    rows.add_row([
+        "  from earlier runs".to_string(),
+        s.scored_before.to_string(),
+    ]);
+    rows.add_row([
+        "skipped (malformed)".to_string(),
+        s.rows_skipped.to_string(),
+    ]);
+    rows.add_row(["failed (model)".to_string(), s.rows_failed.to_string()]);
+    println!(
+        "task {}  model {}  calibration {}",
+        s.task, s.model, s.calibration
+    );
+    println!("{rows}");
+    for (index, reason) in row_errors.iter().take(10) {
+        println!("  row {}: {reason}", index + 1);
+    }
+    if row_errors.len() > 10 {
+        println!(
+            "  ... and {} more (see the store's row_errors)",
+            row_errors.len() - 10
+        );
+    }
+
+    let mut labels = Table::new();
+    labels.load_preset(UTF8_FULL_CONDENSED);
+    labels.set_header(["label", "count", "share"]);
+    let total: u64 = s.label_counts.iter().map(|(_, c)| c).sum::<u64>().max(1);
+    let mut counts = s.label_counts.clone();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (name, count) in counts.iter().take(15) {
+        labels.add_row([
+            name.clone(),
+            count.to_string(),
+            format!("{:.1}%", 100.0 * *count as f64 / total as f64),
+        ]);
+    }
+    if counts.len() > 15 {
+        labels.add_row([
+            format!("({} more labels)", counts.len() - 15),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    println!("{labels}");
+
+    let max = s
+        .confidence_histogram
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    println!("confidence");
+    for (i, count) in s.confidence_histogram.iter().enumerate() {
+        let width = (30 * count).div_ceil(max) as usize;
+        println!(
+            "  {:.1}-{:.1} {:>6} {}",
+            i as f64 / 10.0,
+            (i + 1) as f64 / 10.0,
+            count,
+            "#".repeat(width)
+        );
+    }
+
+    if let (Some(before), Some(after)) = (&s.before, &s.after) {
+        let mut gold = Table::new();
+        gold.load_preset(UTF8_FULL_CONDENSED);
+        gold.set_header([
+            "gold rows".to_string(),
+            "raw model".to_string(),
+            format!("calibrated ({})", s.calibration),
+        ]);
+        gold.add_row([
+            "accuracy".to_string(),
+            pct(before.accuracy),
+            pct(after.accuracy),
+        ]);
+        gold.add_row([
+            "macro-F1".to_string(),
+            format!("{:.3}", before.macro_f1),
+            format!("{:.3}", after.macro_f1),
+        ]);
+        gold.add_row([
+            "ECE (15 bins)".to_string(),
+            format!("{:.3}", before.ece),
+            format!("{:.3}", after.ece),
+        ]);
+        for ((coverage, b), (_, a)) in before
+            .accuracy_at_coverage
+            .iter()
+            .zip(&after.accuracy_at_coverage)
+        {
+            gold.add_row([
+                format!("accuracy at {:.0}% coverage", coverage * 100.0),
+                pct(*b),
+                pct(*a),
+            ]);
+        }
+        println!(
+            "measured on {} gold rows not used for fitting ({} gold rows, {} used to fit)",
+            s.eval_rows, s.gold_rows, s.fit_rows
+        );
+        println!("{gold}");
+    }
+    if let (Some(items), Some(tokens)) = (s.items_per_second, s.tokens_per_second) {
+        println!("throughput: {items:.2} items/s, {tokens:.0} tokens/s evaluated");
+    }
+    println!("output: {}", s.output);
+    if s.interrupted {
+        println!("interrupted: run the same command again to resume");
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_split_is_deterministic_and_near_the_share() {
+        let picked = (0..10_000).filter(|&i| in_fit_split(17, i, 0.3)).count();
+        assert!((2_800..3_200).contains(&picked), "{picked}");
+        assert_eq!(in_fit_split(17, 5, 0.3), in_fit_split(17, 5, 0.3));
+        assert!(!(0..100).any(|i| in_fit_split(17, i, 0.0)));
+    }
+
+    #[test]
+    fn existing_assay_column_is_not_overwritten() {
+        assert_eq!(free_column_name(&["text".into()]), "assay");
+        assert_eq!(free_column_name(&["assay".into()]), "assay_label");
+    }
+
+    #[test]
+    fn multi_label_picks_labels_over_threshold_with_weakest_confidence() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"t\"\ntype = \"multi-label\"\ninput = \"{{ x }}\"\nlabels = [\"a\", \"b\", \"c\"]\n",
+        )
+        .unwrap();
+        let (value, confidence, _) =
+            label_from_units(&spec, &[vec![0.9, 0.1], vec![0.4, 0.6], vec![0.7, 0.3]]);
+        assert_eq!(value, json!(["a", "c"]));
+        assert!((confidence - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gold_values_map_through_aliases_and_lists() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"t\"\ntype = \"multi-label\"\ninput = \"{{ x }}\"\nlabels = [\"a\", {name = \"b\", aliases = [\"B!\"]}]\n",
+        )
+        .unwrap();
+        assert_eq!(gold_of(&spec, Some(&json!("a, B!"))), Some(vec![0, 1]));
+        assert_eq!(gold_of(&spec, Some(&json!(["b"]))), Some(vec![1]));
+        assert_eq!(gold_of(&spec, Some(&json!("zzz"))), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! One module per subcommand.
+
+pub mod label;
+pub mod model;
+pub mod runs;
+
+/// An error whose fix is known: printed as the error, then `hint: ...`.
+#[derive(Debug)]
+pub struct Hinted {
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// The hint attached anywhere in the error's chain.
+pub fn hint_for(err: &anyhow::Error) -> Option<String> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<Hinted>())
+        .map(|h| h.hint.clone())
+}

