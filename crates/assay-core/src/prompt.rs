@@ -95,6 +95,24 @@ pub struct ScoreRequest {
     pub branches: Vec<ScoreBranch>,
 }
 
+/// A compare item: the context and the two responses as the model sees them, in the row's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PairText {
+    /// The context or instruction.
+    pub context: String,
+    /// Response 1 and response 2.
+    pub responses: [String; 2],
+}
+
+/// The order a pair is shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairOrder {
+    /// Response 1 first (order AB).
+    Forward,
+    /// Response 2 first (order BA).
+    Swapped,
+}
+
 /// Renders rows into [`ScoreRequest`]s for one task.
 pub struct PromptBuilder {
     env: Environment<'static>,
@@ -105,6 +123,26 @@ pub struct PromptBuilder {
     labels: Vec<String>,
     /// Per-label questions for multi-label tasks, already rendered.
     questions: Vec<String>,
+    /// Compare tasks: names and ending of the sample.
+    compare: Option<CompareLayout>,
+}
+
+/// How a compare sample is written.
+#[derive(Debug, Clone)]
+struct CompareLayout {
+    context_name: String,
+    response_name: String,
+    ending: String,
+}
+
+impl CompareLayout {
+    /// `Context - ...`, `Response 1 - ...`, `Response 2 - ...`, as in the RLAIF paper's prompts.
+    fn sample(&self, context: &str, first: &str, second: &str) -> String {
+        format!(
+            "{} - {context}\n{} 1 - {first}\n{} 2 - {second}",
+            self.context_name, self.response_name, self.response_name
+        )
+    }
 }
 
 /// A few-shot example with its input already rendered.
@@ -125,6 +163,16 @@ impl PromptBuilder {
         env.set_keep_trailing_newline(false);
         env.add_template_owned("input", spec.input.clone())
             .map_err(|e| Error::Template(format!("{e:#}")))?;
+        if let Some(compare) = &spec.compare {
+            for (name, template) in [
+                ("context", &compare.context),
+                ("response-1", &compare.response_1),
+                ("response-2", &compare.response_2),
+            ] {
+                env.add_template_owned(name, template.clone())
+                    .map_err(|e| Error::Template(format!("compare.{name}: {e:#}")))?;
+            }
+        }
         let labels: Vec<String> = spec.label_names().iter().map(|s| s.to_string()).collect();
 
         let mut system = String::new();
@@ -133,7 +181,15 @@ impl PromptBuilder {
             TaskKind::MultiLabel => {
                 "Decide for one label at a time whether it applies to the input. Answer yes or no."
             }
+            TaskKind::Compare => "",
         };
+        if let Some(compare) = spec
+            .compare
+            .as_ref()
+            .filter(|_| spec.kind == TaskKind::Compare)
+        {
+            return Self::new_compare(spec, compare, env);
+        }
         match &spec.guidelines {
             Some(g) => {
                 system.push_str(g.trim());
@@ -174,7 +230,118 @@ impl PromptBuilder {
             shots: Vec::new(),
             labels,
             questions,
+            compare: None,
         })
+    }
+
+    /// The RLAIF layout: the preamble (guidelines and what to answer), the exemplars, then per item the sample
+    /// and the ending; the options are `1` and `2`.
+    fn new_compare(
+        spec: &TaskSpec,
+        compare: &crate::task::CompareSpec,
+        env: Environment<'static>,
+    ) -> Result<Self> {
+        let layout = CompareLayout {
+            context_name: compare.context_name.clone(),
+            response_name: compare.response_name.clone(),
+            ending: compare.ending(),
+        };
+        let mut system = String::new();
+        if let Some(g) = &spec.guidelines {
+            system.push_str(g.trim());
+            system.push_str("\n\n");
+        }
+        let noun = compare.response_name.to_lowercase();
+        system.push_str(&format!(
+            "Given a {} and two possible {noun}s, output 1 or 2 to indicate which {noun} is better.",
+            compare.context_name.to_lowercase()
+        ));
+        let mut builder = Self {
+            env,
+            kind: TaskKind::Compare,
+            system: String::new(),
+            shots: Vec::new(),
+            labels: vec!["1".into(), "2".into()],
+            questions: Vec::new(),
+            compare: Some(layout),
+        };
+        for (i, example) in compare.examples.iter().enumerate() {
+            let pair = builder
+                .render_pair(&example.row)
+                .map_err(|e| Error::Template(format!("compare example {}: {e}", i + 1)))?;
+            let layout = builder.compare.as_ref().expect("compare layout");
+            system.push_str("\n\n»»»» Example »»»»\n");
+            system.push_str(&layout.sample(&pair.context, &pair.responses[0], &pair.responses[1]));
+            if let Some(rationale) = &example.rationale {
+                system.push_str(&format!("\nRationale: {}", rationale.trim()));
+            }
+            system.push_str(&format!("\n{}{}", layout.ending, example.preferred));
+        }
+        if !compare.examples.is_empty() {
+            system.push_str("\n\n»»»» Follow the instructions and the example(s) above »»»»");
+        }
+        builder.system = system;
+        Ok(builder)
+    }
+
+    /// Render a compare row: its context and both responses.
+    pub fn render_pair(
+        &self,
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<PairText> {
+        let render = |name: &str| -> Result<String> {
+            self.env
+                .get_template(name)
+                .map_err(|e| Error::Template(e.to_string()))?
+                .render(row)
+                .map_err(|e| Error::Row(format!("compare.{name}: {}", render_error_message(&e))))
+        };
+        Ok(PairText {
+            context: render("context")?,
+            responses: [render("response-1")?, render("response-2")?],
+        })
+    }
+
+    /// The conversation judging `pair` shown in `order`.
+    pub fn compare_prompt(&self, pair: &PairText, order: PairOrder) -> PromptSpec {
+        let layout = self
+            .compare
+            .as_ref()
+            .expect("compare_prompt is for compare tasks");
+        let (first, second) = match order {
+            PairOrder::Forward => (&pair.responses[0], &pair.responses[1]),
+            PairOrder::Swapped => (&pair.responses[1], &pair.responses[0]),
+        };
+        PromptSpec {
+            messages: vec![
+                ChatMessage {
+                    role: Role::System,
+                    content: self.system.clone(),
+                },
+                ChatMessage {
+                    role: Role::User,
+                    content: format!(
+                        "{}\n{}",
+                        layout.sample(&pair.context, first, second),
+                        layout.ending
+                    ),
+                },
+            ],
+        }
+    }
+
+    /// Both orders of a pair as two branches of one request: order AB (response 1 first), then order BA. They
+    /// share the instructions and the context, so a backend evaluates those once for both.
+    pub fn compare_request(&self, pair: &PairText) -> ScoreRequest {
+        ScoreRequest {
+            branches: [PairOrder::Forward, PairOrder::Swapped]
+                .into_iter()
+                .map(|order| ScoreBranch {
+                    prompt: self.compare_prompt(pair, order),
+                    options: self.labels.clone(),
+                })
+                .collect(),
+        }
     }
 
     /// Add few-shot examples. Classify examples become chat turns; multi-label examples are listed in the
@@ -202,7 +369,7 @@ impl PromptBuilder {
                         .push_str(&format!("\nInput: {}\nLabels: {names}", e.text));
                 }
             }
-            TaskKind::MultiLabel => {}
+            TaskKind::MultiLabel | TaskKind::Compare => {}
         }
         self
     }
@@ -218,8 +385,15 @@ impl PromptBuilder {
             .map_err(|e| Error::Row(render_error_message(&e)))
     }
 
-    /// The request for an item whose input renders to `text`.
+    /// The request for an item whose input renders to `text`. For a compare task `text` stands for the context and
+    /// both responses (used for [`Self::prefix_probe`]).
     pub fn request(&self, text: &str) -> ScoreRequest {
+        if self.kind == TaskKind::Compare {
+            return self.compare_request(&PairText {
+                context: text.to_string(),
+                responses: [text.to_string(), text.to_string()],
+            });
+        }
         let mut messages = vec![ChatMessage {
             role: Role::System,
             content: self.system.clone(),
@@ -260,6 +434,7 @@ impl PromptBuilder {
                     }
                 })
                 .collect(),
+            TaskKind::Compare => unreachable!("compare requests are built above"),
         };
         ScoreRequest { branches }
     }
@@ -366,6 +541,85 @@ labels = ["ham", {{ name = "spam", description = "unsolicited advertising" }}]
         assert_eq!(messages[2].content, "spam");
         assert_eq!(messages[3].content, "x");
         assert_ne!(plain.prompt_hash(), shots.prompt_hash());
+    }
+
+    fn compare_spec(examples: &str) -> TaskSpec {
+        TaskSpec::from_toml_str(&format!(
+            r#"
+name = "pref"
+type = "compare"
+guidelines = "A helpful response answers the question."
+
+[compare]
+context = "{{{{ instruction }}}}"
+response-1 = "{{{{ a }}}}"
+response-2 = "{{{{ b }}}}"
+{examples}
+"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn compare_request_judges_both_orders_with_the_rlaif_layout() {
+        let builder = PromptBuilder::new(&compare_spec("")).unwrap();
+        let pair = builder
+            .render_pair(&row(&[
+                ("instruction", "Say hi"),
+                ("a", "hi"),
+                ("b", "bye"),
+            ]))
+            .unwrap();
+        let request = builder.compare_request(&pair);
+        assert_eq!(request.branches.len(), 2);
+        let ab = &request.branches[0];
+        let ba = &request.branches[1];
+        assert_eq!(ab.options, ["1", "2"]);
+        assert_eq!(
+            ab.prompt.messages[1].content,
+            "Context - Say hi\nResponse 1 - hi\nResponse 2 - bye\nPreferred Response="
+        );
+        assert_eq!(
+            ba.prompt.messages[1].content,
+            "Context - Say hi\nResponse 1 - bye\nResponse 2 - hi\nPreferred Response="
+        );
+        let system = &ab.prompt.messages[0].content;
+        assert!(system.starts_with("A helpful response"), "{system}");
+        assert!(system.contains("output 1 or 2"), "{system}");
+        // The item starts after the instructions: the probe's user message is the sentinel's.
+        let probe = builder.prefix_probe();
+        assert!(probe.messages[1].content.starts_with("Context - \u{1}"));
+    }
+
+    #[test]
+    fn compare_exemplars_go_in_the_preamble_with_rationale_and_answer() {
+        let builder = PromptBuilder::new(&compare_spec(
+            r#"[[compare.examples]]
+row = { instruction = "2+2?", a = "5", b = "4" }
+preferred = 2
+rationale = "4 is right."
+"#,
+        ))
+        .unwrap();
+        let system = &builder.prefix_probe().messages[0].content;
+        assert!(
+            system.contains(
+                "»»»» Example »»»»\nContext - 2+2?\nResponse 1 - 5\nResponse 2 - 4\nRationale: 4 is right.\nPreferred Response=2\n\n»»»» Follow"
+            ),
+            "{system}"
+        );
+        let plain = PromptBuilder::new(&compare_spec("")).unwrap();
+        assert_ne!(plain.prompt_hash(), builder.prompt_hash());
+    }
+
+    #[test]
+    fn compare_row_missing_a_response_column_is_a_row_error() {
+        let builder = PromptBuilder::new(&compare_spec("")).unwrap();
+        let err = builder
+            .render_pair(&row(&[("instruction", "x"), ("a", "y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("response-2"), "{err}");
     }
 
     #[test]

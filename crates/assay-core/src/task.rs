@@ -28,11 +28,15 @@ pub struct TaskSpec {
     #[serde(default)]
     pub output: Option<PathBuf>,
     /// minijinja template over the row's columns that renders the text the model sees, e.g. `"{{ text }}"`.
+    /// Required for `classify` and `multi-label`; `compare` tasks use `[compare]` instead.
+    #[serde(default)]
     pub input: String,
     /// What the labels mean and how to decide: shown to the model (and, later, to people).
     #[serde(default)]
     pub guidelines: Option<String>,
-    /// The label set: plain names, or tables with a description and aliases.
+    /// The label set: plain names, or tables with a description and aliases. Not used by `compare` tasks, whose
+    /// outcomes are always `1`, `2` and `tie`.
+    #[serde(default)]
     pub labels: Vec<LabelSpec>,
     /// Column holding a known (gold) label, used to fit calibration and to report accuracy.
     #[serde(default)]
@@ -52,6 +56,9 @@ pub struct TaskSpec {
     /// How raw model probabilities become calibrated confidences.
     #[serde(default)]
     pub calibration: CalibrationSpec,
+    /// Pairwise preference settings (`type = "compare"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareSpec>,
 }
 
 /// The kinds of task assay knows.
@@ -62,6 +69,8 @@ pub enum TaskKind {
     Classify,
     /// Any subset of the labels per item, decided label by label.
     MultiLabel,
+    /// Which of two responses to a context is better (AI feedback), judged in both orders.
+    Compare,
 }
 
 impl TaskKind {
@@ -70,6 +79,7 @@ impl TaskKind {
         match self {
             TaskKind::Classify => "classify",
             TaskKind::MultiLabel => "multi-label",
+            TaskKind::Compare => "compare",
         }
     }
 }
@@ -202,6 +212,68 @@ impl Default for MultiLabelSpec {
             threshold: default_threshold(),
         }
     }
+}
+
+/// Pairwise preference settings: how a row becomes a context and two responses, and how the judgment is asked.
+///
+/// The prompt follows the RLAIF paper (Lee et al. 2023): a preamble (the task's `guidelines`), optional exemplars,
+/// the sample (`Context - ...`, `Response 1 - ...`, `Response 2 - ...`) and an ending (`Preferred Response=`);
+/// the model's probabilities for `1` and `2` are read, never generated. Every pair is judged in both orders.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CompareSpec {
+    /// minijinja template over the row's columns: the context or instruction both responses answer.
+    pub context: String,
+    /// Template of the first response (outcome `1`), e.g. `"{{ response1 }}"`.
+    pub response_1: String,
+    /// Template of the second response (outcome `2`).
+    pub response_2: String,
+    /// What the context is called in the prompt.
+    #[serde(default = "default_context_name")]
+    pub context_name: String,
+    /// What a response is called in the prompt (`Response 1 - ...`).
+    #[serde(default = "default_response_name")]
+    pub response_name: String,
+    /// The text after the sample, right before the model's `1` or `2`; default `Preferred <response-name>=`.
+    #[serde(default)]
+    pub ending: Option<String>,
+    /// A pair is a tie when its position-debiased P(response 1 better) is within this distance of 0.5.
+    #[serde(default)]
+    pub tie_margin: f64,
+    /// Few-shot exemplars shown in the preamble.
+    #[serde(default)]
+    pub examples: Vec<CompareExample>,
+}
+
+fn default_context_name() -> String {
+    "Context".to_string()
+}
+
+fn default_response_name() -> String {
+    "Response".to_string()
+}
+
+impl CompareSpec {
+    /// The ending actually used.
+    pub fn ending(&self) -> String {
+        self.ending
+            .clone()
+            .unwrap_or_else(|| format!("Preferred {}=", self.response_name))
+    }
+}
+
+/// A compare exemplar: a row (rendered with the `[compare]` templates), the preferred response and an optional
+/// rationale shown before the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CompareExample {
+    /// Column values.
+    pub row: serde_json::Map<String, serde_json::Value>,
+    /// `1` or `2`.
+    pub preferred: u8,
+    /// Why; shown as `Rationale: ...` before the preference.
+    #[serde(default)]
+    pub rationale: Option<String>,
 }
 
 /// How the prompt is laid out for the model.
@@ -356,6 +428,15 @@ impl TaskSpec {
         if self.name.trim().is_empty() {
             return Err("`name` must not be empty".into());
         }
+        if self.kind == TaskKind::Compare {
+            return self.validate_compare();
+        }
+        if self.compare.is_some() {
+            return Err("`[compare]` is only for `type = \"compare\"`".into());
+        }
+        if self.input.trim().is_empty() {
+            return Err("`input`: a template is required (e.g. `input = \"{{ text }}\"`)".into());
+        }
         if self.labels.len() < 2 && self.kind == TaskKind::Classify {
             return Err("`labels`: a classify task needs at least two labels".into());
         }
@@ -379,6 +460,49 @@ impl TaskSpec {
         }
         if !(0.0..=1.0).contains(&self.multi_label.threshold) {
             return Err("`multi-label.threshold` must be in [0, 1]".into());
+        }
+        if self.model.batch_tokens < 32 {
+            return Err("`model.batch-tokens` must be at least 32".into());
+        }
+        Ok(())
+    }
+
+    fn validate_compare(&self) -> std::result::Result<(), String> {
+        let Some(compare) = &self.compare else {
+            return Err("a compare task needs a `[compare]` section with `context`, `response-1` and `response-2`".into());
+        };
+        if !self.labels.is_empty() {
+            return Err(
+                "`labels`: a compare task has fixed outcomes (1, 2, tie); remove `labels`".into(),
+            );
+        }
+        if !self.input.is_empty() {
+            return Err("`input`: a compare task renders `[compare] context`, `response-1` and `response-2`; remove `input`".into());
+        }
+        if !self.examples.is_empty() || self.examples_from.is_some() {
+            return Err("a compare task takes its exemplars from `[[compare.examples]]`".into());
+        }
+        if !(0.0..0.5).contains(&compare.tie_margin) {
+            return Err(format!(
+                "`compare.tie-margin` must be in [0, 0.5), got {}",
+                compare.tie_margin
+            ));
+        }
+        if let Some(e) = compare
+            .examples
+            .iter()
+            .find(|e| !matches!(e.preferred, 1 | 2))
+        {
+            return Err(format!(
+                "`compare.examples`: `preferred` must be 1 or 2, got {}",
+                e.preferred
+            ));
+        }
+        if !matches!(
+            self.calibration.method,
+            CalibrationMethod::None | CalibrationMethod::Auto
+        ) {
+            return Err("`calibration.method`: compare tasks are debiased by judging both orders; only \"none\" or \"auto\" (which means none) apply".into());
         }
         if self.model.batch_tokens < 32 {
             return Err("`model.batch-tokens` must be at least 32".into());
@@ -412,6 +536,12 @@ impl TaskSpec {
         canonical.dataset = None;
         canonical.output = None;
         canonical.model.threads = None;
+        // Calibration is applied after scoring, to the stored raw scores: changing it must not re-score anything.
+        canonical.calibration = CalibrationSpec::default();
+        // So is the tie margin of a compare task.
+        if let Some(compare) = canonical.compare.as_mut() {
+            compare.tie_margin = 0.0;
+        }
         crate::sha256_hex(
             serde_json::to_string(&canonical)
                 .expect("task spec serialises")
@@ -450,6 +580,68 @@ labels = ["ham", { name = "spam", description = "unsolicited", aliases = ["1"] }
         assert!(err.contains("line 8"), "{err}");
     }
 
+    const COMPARE: &str = r#"
+name = "pref"
+type = "compare"
+
+[compare]
+context = "{{ instruction }}"
+response-1 = "{{ response1 }}"
+response-2 = "{{ response2 }}"
+tie-margin = 0.05
+"#;
+
+    #[test]
+    fn compare_task_parses_without_labels_or_input() {
+        let spec = TaskSpec::from_toml_str(COMPARE).unwrap();
+        assert_eq!(spec.kind, TaskKind::Compare);
+        let compare = spec.compare.as_ref().unwrap();
+        assert_eq!(compare.ending(), "Preferred Response=");
+        assert_eq!(compare.tie_margin, 0.05);
+    }
+
+    #[test]
+    fn compare_task_rejects_labels_typos_and_a_wide_tie_margin() {
+        let err = TaskSpec::from_toml_str(&COMPARE.replace("tie-margin", "tie-margn"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tie-margn"), "{err}");
+        let err = TaskSpec::from_toml_str(&COMPARE.replace("0.05", "0.5"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tie-margin"), "{err}");
+        let with_labels = COMPARE.replace(
+            "type = \"compare\"",
+            "type = \"compare\"\nlabels = [\"a\", \"b\"]",
+        );
+        let err = TaskSpec::from_toml_str(&with_labels)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fixed outcomes"), "{err}");
+        let err = TaskSpec::from_toml_str("name = \"x\"\ntype = \"compare\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[compare]"), "{err}");
+    }
+
+    #[test]
+    fn classify_still_needs_an_input_template() {
+        let err = TaskSpec::from_toml_str(&MINIMAL.replace("input = \"{{ text }}\"", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`input`"), "{err}");
+    }
+
+    #[test]
+    fn compare_tie_margin_does_not_change_the_spec_hash_but_templates_do() {
+        let a = TaskSpec::from_toml_str(COMPARE).unwrap();
+        let mut b = a.clone();
+        b.compare.as_mut().unwrap().tie_margin = 0.2;
+        assert_eq!(a.spec_hash(), b.spec_hash());
+        b.compare.as_mut().unwrap().context = "{{ prompt }}".into();
+        assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+
     #[test]
     fn duplicate_labels_are_rejected() {
         let text = MINIMAL.replace("\"ham\"", "\"Spam\"");
@@ -462,6 +654,8 @@ labels = ["ham", { name = "spam", description = "unsolicited", aliases = ["1"] }
         let a = TaskSpec::from_toml_str(MINIMAL).unwrap();
         let mut b = a.clone();
         b.output = Some("elsewhere.jsonl".into());
+        assert_eq!(a.spec_hash(), b.spec_hash());
+        b.calibration.method = CalibrationMethod::None;
         assert_eq!(a.spec_hash(), b.spec_hash());
         b.input = "{{ text }}!".into();
         assert_ne!(a.spec_hash(), b.spec_hash());

@@ -23,9 +23,34 @@ fn docs_task_reference_parses() {
 }
 
 #[test]
+fn docs_compare_reference_parses() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/task-reference-compare.toml");
+    let spec = TaskSpec::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.kind, TaskKind::Compare);
+    let compare = spec.compare.as_ref().unwrap();
+    assert_eq!(compare.ending(), "Preferred Response=");
+    assert_eq!(compare.tie_margin, 0.02);
+    assert_eq!(compare.examples.len(), 1);
+    assert_eq!(compare.examples[0].preferred, 2);
+    assert_eq!(spec.calibration.method, CalibrationMethod::None);
+    let prompts = assay_core::PromptBuilder::new(&spec).unwrap();
+    let system = &prompts.prefix_probe().messages[0].content;
+    assert!(
+        system.contains("Rationale: Response 2 is correct"),
+        "{system}"
+    );
+}
+
+#[test]
 fn example_tasks_parse() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for task in ["sms-spam/task.toml", "banking77/task.toml"] {
+    for task in [
+        "sms-spam/task.toml",
+        "banking77/task.toml",
+        "pandalm/task.toml",
+        "hh-harmless/task.toml",
+    ] {
         let spec = TaskSpec::from_path(&root.join(task)).unwrap_or_else(|e| panic!("{task}: {e}"));
         assert!(
             spec.dataset.as_ref().unwrap().exists(),

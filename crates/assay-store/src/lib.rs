@@ -108,6 +108,37 @@ pub struct CalibratedLabel {
     pub distribution: serde_json::Value,
 }
 
+/// An annotation with its record's data: what `assay export` and `assay eval` read.
+#[derive(Debug, Clone)]
+pub struct LabeledRecord {
+    /// The record's dataset.
+    pub dataset_id: DatasetId,
+    /// The record's position in its dataset.
+    pub row_index: u64,
+    /// The record's columns as stored.
+    pub data: serde_json::Value,
+    /// `model` or `human`.
+    pub annotator_kind: String,
+    /// Model name (with its short SHA-256) or person id.
+    pub annotator: String,
+    /// SHA-256 of the model file.
+    pub model_sha256: String,
+    /// Prompt layout hash.
+    pub prompt_hash: String,
+    /// The run that wrote it.
+    pub run_id: String,
+    /// Raw scores.
+    pub scores: serde_json::Value,
+    /// Calibrated label.
+    pub value: serde_json::Value,
+    /// Calibrated confidence.
+    pub confidence: Option<f64>,
+    /// Calibrated distribution.
+    pub distribution: serde_json::Value,
+    /// When it was written.
+    pub created_at: String,
+}
+
 /// A run about to start.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -410,6 +441,57 @@ impl Store {
             .collect()
     }
 
+    /// The task version with this name and spec hash, if it was ever labeled.
+    pub async fn find_task(&self, name: &str, spec_hash: &str) -> Result<Option<TaskId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM tasks WHERE name = ? AND spec_hash = ?")
+                .bind(name)
+                .bind(spec_hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every annotation of a task version with its record's data, by dataset, row and annotator.
+    pub async fn labeled_records(&self, task_id: TaskId) -> Result<Vec<LabeledRecord>> {
+        let rows = sqlx::query(
+            "SELECT r.dataset_id, r.row_index, r.data, a.annotator_kind, a.annotator, a.model_sha256,
+                    a.prompt_hash, a.run_id, a.scores, a.value, a.confidence, a.distribution, a.created_at
+             FROM annotations a JOIN records r ON r.id = a.record_id
+             WHERE a.task_id = ?
+             ORDER BY r.dataset_id, r.row_index, a.annotator_kind, a.annotator",
+        )
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |text: Option<String>, what: &str| -> Result<serde_json::Value> {
+            match text {
+                Some(t) => serde_json::from_str(&t)
+                    .map_err(|e| Error::Internal(format!("annotation {what}: {e}"))),
+                None => Ok(serde_json::Value::Null),
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(LabeledRecord {
+                    dataset_id: r.get(0),
+                    row_index: r.get::<i64, _>(1) as u64,
+                    data: json(r.get(2), "record data")?,
+                    annotator_kind: r.get(3),
+                    annotator: r.get(4),
+                    model_sha256: r.get(5),
+                    prompt_hash: r.get(6),
+                    run_id: r.get(7),
+                    scores: json(r.get(8), "scores")?,
+                    value: json(r.get(9), "value")?,
+                    confidence: r.get(10),
+                    distribution: json(r.get(11), "distribution")?,
+                    created_at: r.get(12),
+                })
+            })
+            .collect()
+    }
+
     /// Rewrite the calibrated label of existing annotations, in one transaction.
     pub async fn update_calibrated(&self, labels: &[CalibratedLabel]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -539,7 +621,7 @@ mod tests {
         };
         assert_eq!(
             store
-                .insert_annotations(&source, &[a.clone()])
+                .insert_annotations(&source, std::slice::from_ref(&a))
                 .await
                 .unwrap(),
             1
@@ -554,6 +636,15 @@ mod tests {
         assert_eq!(done, HashSet::from([ids[&0]]));
         let stored = store.annotations(task, "model", "m").await.unwrap();
         assert_eq!(stored[0].scores, serde_json::json!([-0.1, -2.0]));
+        assert_eq!(store.find_task("t", "h").await.unwrap(), Some(task));
+        assert_eq!(store.find_task("t", "other").await.unwrap(), None);
+        let labeled = store.labeled_records(task).await.unwrap();
+        assert_eq!(labeled.len(), 1);
+        assert_eq!(labeled[0].row_index, 0);
+        assert_eq!(labeled[0].data, serde_json::json!({}));
+        assert_eq!(labeled[0].value, serde_json::json!("ham"));
+        assert_eq!(labeled[0].confidence, Some(0.9));
+        assert_eq!(labeled[0].annotator, "m");
         let runs = store.runs(10).await.unwrap();
         assert_eq!(runs[0].items_scored, 1);
         assert_eq!(runs[0].status, "running");

@@ -31,6 +31,12 @@ enum Command {
     Model(commands::model::ModelCommand),
     /// List recent runs.
     Runs(commands::runs::RunsArgs),
+    /// Compare a task's labels with human labels: alignment, kappa, position flips.
+    Eval(commands::eval::EvalArgs),
+    /// Write a compare task's judgments as preference training data (DPO pairs or soft reward labels).
+    Export(commands::export::ExportArgs),
+    /// Check the quality of annotators' answers: agreement, aggregation, annotators, audit; HTML report.
+    Qc(commands::qc::QcArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,9 @@ fn main() -> ExitCode {
         Command::Label(args) => commands::label::run(&settings, args),
         Command::Model(command) => commands::model::run(&settings, command),
         Command::Runs(args) => commands::runs::run(&settings, args),
+        Command::Export(args) => commands::export::run(&settings, args),
+        Command::Eval(args) => commands::eval::run(&settings, args),
+        Command::Qc(args) => commands::qc::run(args),
     };
     match result {
         Ok(code) => code,

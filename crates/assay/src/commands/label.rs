@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use assay_core::prompt::ResolvedExample;
+use assay_core::prompt::{PairText, ResolvedExample};
 use assay_core::task::ExampleLabel;
 use assay_core::{CalibrationMethod, PromptBuilder, Provenance, TaskKind, TaskSpec};
 use assay_llm::cache::ModelCache;
@@ -62,7 +62,9 @@ struct Item {
     index: u64,
     values: Map<String, Value>,
     text: String,
-    /// Gold label indices (one for classify).
+    /// Compare tasks: the context and both responses.
+    pair: Option<PairText>,
+    /// Gold label indices (one for classify; for compare 0 = response 1, 1 = response 2, 2 = tie).
     gold: Option<Vec<usize>>,
 }
 
@@ -85,6 +87,8 @@ struct Summary {
     eval_rows: usize,
     before: Option<ClassificationReport>,
     after: Option<ClassificationReport>,
+    /// Compare tasks: outcomes, position consistency and agreement with the gold column.
+    compare: Option<CompareSummary>,
     items_per_second: Option<f64>,
     tokens_per_second: Option<f64>,
     output: String,
@@ -113,9 +117,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     assay_io::Format::from_path(&output).context("choosing the output format")?;
 
     let (model_path, model_name, model_sha) = resolve_model(settings, &spec)?;
-    let examples = load_examples(&spec)?;
-    let prompts = PromptBuilder::new(&spec)?.with_examples(&examples);
-    let prompt_hash = prompts.prompt_hash();
+    let (prompts, prompt_hash, task_hash) = task_identity(&spec)?;
 
     // Read and validate every row before loading the model: bad rows are reported, not fatal.
     let mut reader = assay_io::open_dataset(&input)?;
@@ -133,9 +135,9 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         }
         match row {
             Err(e) => row_errors.push((e.index, e.reason)),
-            Ok(r) => match prompts.render_input(&r.values) {
+            Ok(r) => match render_item(&spec, &prompts, &r.values) {
                 Err(e) => row_errors.push((r.index, e.to_string())),
-                Ok(text) => {
+                Ok((text, pair)) => {
                     let gold = spec
                         .gold
                         .as_ref()
@@ -149,6 +151,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                         index: r.index,
                         values: r.values,
                         text,
+                        pair,
                         gold,
                     });
                 }
@@ -185,9 +188,6 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         rt.block_on(store.insert_records(dataset_id, &rows))?;
     }
     let record_ids = rt.block_on(store.record_ids(dataset_id))?;
-    // The task's identity covers the spec and the rendered prompt (examples read from files included).
-    let task_hash =
-        assay_core::sha256_hex(format!("{}{}", spec.spec_hash(), prompt_hash).as_bytes());
     let task_id = rt.block_on(store.task(
         &spec.name,
         spec.kind.as_str(),
@@ -227,13 +227,17 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         strategy: Strategy::CachedBatched,
     };
     let mut scorer = model.scorer(&prompts.prefix_probe(), options)?;
-    // Content-free inputs first, as their own call, so every run starts from the same state.
-    let content_free: Vec<_> = spec
-        .calibration
-        .content_free
-        .iter()
-        .map(|t| prompts.request(t))
-        .collect();
+    // Content-free inputs first, as their own call, so every run starts from the same state. Compare tasks have
+    // none: judging both orders is their debiasing.
+    let content_free: Vec<_> = if spec.kind == TaskKind::Compare {
+        Vec::new()
+    } else {
+        spec.calibration
+            .content_free
+            .iter()
+            .map(|t| prompts.request(t))
+            .collect()
+    };
     let content_free_scores = scorer.score(&content_free)?;
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -258,7 +262,13 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         if pending.is_empty() {
             continue;
         }
-        let requests: Vec<_> = pending.iter().map(|i| prompts.request(&i.text)).collect();
+        let requests: Vec<_> = pending
+            .iter()
+            .map(|i| match &i.pair {
+                Some(pair) => prompts.compare_request(pair),
+                None => prompts.request(&i.text),
+            })
+            .collect();
         let results = scorer.score(&requests)?;
         let mut annotations = Vec::new();
         for (item, result) in pending.iter().zip(results) {
@@ -337,8 +347,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
 
     let mut calibrated_labels = Vec::with_capacity(labeled.len());
     let mut out_rows = Vec::with_capacity(items.len());
-    let mut label_counts: Vec<(String, u64)> = spec
-        .label_names()
+    let mut label_counts: Vec<(String, u64)> = outcome_names(&spec)
         .iter()
         .map(|n| (n.to_string(), 0))
         .collect();
@@ -369,6 +378,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                     confidence: Some(confidence),
                     distribution: distribution.clone(),
                 });
+                let judgment = compare_judgment(&spec, &units);
                 calibrated_units.push(units);
                 let provenance = Provenance {
                     annotator_kind: assay_core::AnnotatorKind::Model,
@@ -380,7 +390,13 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                     calibration: calibrator.name.clone(),
                     labeled_at: stored.created_at.clone(),
                 };
-                json!({"label": value, "confidence": confidence, "distribution": distribution, "provenance": provenance})
+                let mut assay =
+                    json!({"label": value, "confidence": confidence, "distribution": distribution});
+                if let Some(judgment) = judgment {
+                    assay["preference"] = judgment.to_json();
+                }
+                assay["provenance"] = json!(provenance);
+                assay
             }
             None => {
                 let reason = failed
@@ -400,7 +416,22 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     };
     assay_io::write_output(&output, &out_rows, &parquet)?;
 
-    let (before, after) = gold_reports(&spec, &labeled, &calibrated_units, &eval);
+    let (before, after) = if spec.kind == TaskKind::Compare {
+        (None, None)
+    } else {
+        gold_reports(&spec, &labeled, &calibrated_units, &eval)
+    };
+    let compare = (spec.kind == TaskKind::Compare).then(|| {
+        let judged: Vec<(PairJudgment, Option<usize>)> = labeled
+            .iter()
+            .zip(&calibrated_units)
+            .filter_map(|((item, _, _), units)| {
+                let gold = item.gold.as_ref().map(|g| g[0]);
+                compare_judgment(&spec, units).map(|j| (j, gold))
+            })
+            .collect();
+        CompareSummary::of(&judged)
+    });
     let decode_tokens = stats.tokens_evaluated - stats_before.tokens_evaluated;
     let decode_seconds = stats.decode_seconds - stats_before.decode_seconds;
     let summary = Summary {
@@ -420,6 +451,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         eval_rows: eval.len(),
         before,
         after,
+        compare,
         items_per_second: (scored_this_run > 0).then(|| scored_this_run as f64 / elapsed),
         tokens_per_second: (decode_seconds > 0.0).then(|| decode_tokens as f64 / decode_seconds),
         output: output.display().to_string(),
@@ -528,8 +560,12 @@ fn load_examples(spec: &TaskSpec) -> anyhow::Result<Vec<ResolvedExample>> {
     Ok(examples)
 }
 
-/// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names.
+/// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names; for
+/// compare the preferred response (see [`preference_code`]).
 fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
+    if spec.kind == TaskKind::Compare {
+        return preference_code(value?).map(|c| vec![c]);
+    }
     let names: Vec<String> = match value? {
         Value::String(s) => ExampleLabel::One(s.clone()).names(spec.kind == TaskKind::MultiLabel),
         Value::Array(values) => values
@@ -544,6 +580,186 @@ fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
     match spec.kind {
         TaskKind::Classify => indices.filter(|i| i.len() == 1),
         TaskKind::MultiLabel => indices,
+        TaskKind::Compare => None,
+    }
+}
+
+/// A preference as PandaLM and most human preference data write it: `1` (response 1 better) → 0, `2` → 1,
+/// `0` or `tie` → 2 ([`TIE`]). Numbers and their text both work.
+pub(crate) fn preference_code(value: &Value) -> Option<usize> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_lowercase(),
+        _ => return None,
+    };
+    match text.as_str() {
+        "1" | "1.0" => Some(0),
+        "2" | "2.0" => Some(1),
+        "0" | "0.0" | "tie" => Some(TIE),
+        _ => None,
+    }
+}
+
+/// The code of a tie among compare outcomes (0 = response 1, 1 = response 2).
+pub(crate) const TIE: usize = 2;
+
+/// The outcome names of a task, in code order: its labels, or `1`, `2`, `tie` for compare.
+fn outcome_names(spec: &TaskSpec) -> Vec<String> {
+    match spec.kind {
+        TaskKind::Compare => vec!["1".into(), "2".into(), "tie".into()],
+        _ => spec.label_names().iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The prompt builder (with examples), the prompt hash and the task version's hash: what identifies a task's
+/// annotations in the store. `assay export` and `assay eval` find a task's labels through it.
+pub(crate) fn task_identity(spec: &TaskSpec) -> anyhow::Result<(PromptBuilder, String, String)> {
+    let examples = load_examples(spec)?;
+    let prompts = PromptBuilder::new(spec)?.with_examples(&examples);
+    let prompt_hash = prompts.prompt_hash();
+    // The task's identity covers the spec and the rendered prompt (examples read from files included).
+    let task_hash =
+        assay_core::sha256_hex(format!("{}{}", spec.spec_hash(), prompt_hash).as_bytes());
+    Ok((prompts, prompt_hash, task_hash))
+}
+
+/// The text shown for a row (the context for compare) and, for compare tasks, the rendered pair.
+fn render_item(
+    spec: &TaskSpec,
+    prompts: &PromptBuilder,
+    values: &Map<String, Value>,
+) -> assay_core::Result<(String, Option<PairText>)> {
+    if spec.kind == TaskKind::Compare {
+        let pair = prompts.render_pair(values)?;
+        Ok((pair.context.clone(), Some(pair)))
+    } else {
+        Ok((prompts.render_input(values)?, None))
+    }
+}
+
+/// One pair judged in both orders, position-debiased (Lee et al. 2023, section 2.1.1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PairJudgment {
+    /// P("1") with response 1 shown first (order AB), normalised over {1, 2}.
+    pub p_ab: f64,
+    /// P("1") with response 2 shown first (order BA): the model's P(response 2 better) in that order.
+    pub p_ba: f64,
+    /// Debiased P(response 1 better) = mean(p_ab, 1 - p_ba).
+    pub soft: f64,
+    /// `p_ab - p_ba` = 2 soft - 1, in [-1, 1]; exactly negated when the two responses are swapped.
+    pub margin: f64,
+    /// Both orders prefer the same response.
+    pub consistent: bool,
+    /// The same position won in both orders (the judgment flipped with the order).
+    pub position_flip: bool,
+    /// Outcome of order AB alone: 0 (response 1), 1 (response 2) or [`TIE`].
+    pub single_order: usize,
+    /// Debiased outcome: 0, 1 or [`TIE`].
+    pub outcome: usize,
+}
+
+impl PairJudgment {
+    /// The `preference` object of the output's `assay` column.
+    pub fn to_json(self) -> Value {
+        json!({
+            "p_response_1": self.soft,
+            "margin": self.margin,
+            "p_ab": self.p_ab,
+            "p_ba": self.p_ba,
+            "position_consistent": self.consistent,
+            "single_order_label": outcome_name(self.single_order),
+        })
+    }
+}
+
+/// `1`, `2` or `tie` for an outcome code.
+pub(crate) fn outcome_name(code: usize) -> &'static str {
+    ["1", "2", "tie"][code.min(TIE)]
+}
+
+/// Judge a pair from P("1") in each order. Ties: |soft - 0.5| <= `tie_margin` (checked as |margin| <= 2 margin,
+/// which is exactly symmetric under swapping the responses).
+pub(crate) fn judge_pair(p_ab: f64, p_ba: f64, tie_margin: f64) -> PairJudgment {
+    let margin = p_ab - p_ba;
+    let decide = |m: f64| {
+        if m.abs() <= 2.0 * tie_margin {
+            TIE
+        } else if m > 0.0 {
+            0
+        } else {
+            1
+        }
+    };
+    let ab_first = p_ab > 0.5;
+    let ab_second = p_ab < 0.5;
+    let ba_first = p_ba > 0.5;
+    let ba_second = p_ba < 0.5;
+    PairJudgment {
+        p_ab,
+        p_ba,
+        soft: 0.5 + 0.5 * margin,
+        margin,
+        consistent: (ab_first && ba_second) || (ab_second && ba_first),
+        position_flip: (ab_first && ba_first) || (ab_second && ba_second),
+        single_order: decide(2.0 * p_ab - 1.0),
+        outcome: decide(margin),
+    }
+}
+
+/// The judgment of a compare item from its units (normalised `[P("1"), P("2")]` per order, AB then BA).
+pub(crate) fn compare_judgment(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<PairJudgment> {
+    let compare = spec
+        .compare
+        .as_ref()
+        .filter(|_| spec.kind == TaskKind::Compare)?;
+    match units {
+        [ab, ba] if ab.len() == 2 && ba.len() == 2 => {
+            Some(judge_pair(ab[0], ba[0], compare.tie_margin))
+        }
+        _ => None,
+    }
+}
+
+/// Raw log-probabilities (per order, per option) → the judgment; what `export` and `eval` read from the store.
+pub(crate) fn judgment_from_scores(spec: &TaskSpec, scores: &Value) -> Option<PairJudgment> {
+    let scores: Vec<Vec<f64>> = serde_json::from_value(scores.clone()).ok()?;
+    compare_judgment(spec, &units_from_scores(&scores))
+}
+
+/// A judgment and the gold preference code of its pair, if any.
+type JudgedWithGold = (PairJudgment, Option<usize>);
+
+/// What a compare run found, for the summary.
+#[derive(Debug, serde::Serialize)]
+struct CompareSummary {
+    pairs: usize,
+    response_1: usize,
+    response_2: usize,
+    ties: usize,
+    position_consistent: usize,
+    position_flips: usize,
+    /// Gold pairs that are not ties, and how many of them the debiased and AB-only judgments match.
+    gold_pairs: usize,
+    gold_agree: usize,
+    gold_agree_single_order: usize,
+}
+
+impl CompareSummary {
+    fn of(judged: &[JudgedWithGold]) -> Self {
+        let count = |f: &dyn Fn(&JudgedWithGold) -> bool| judged.iter().filter(|j| f(j)).count();
+        Self {
+            pairs: judged.len(),
+            response_1: count(&|(j, _)| j.outcome == 0),
+            response_2: count(&|(j, _)| j.outcome == 1),
+            ties: count(&|(j, _)| j.outcome == TIE),
+            position_consistent: count(&|(j, _)| j.consistent),
+            position_flips: count(&|(j, _)| j.position_flip),
+            gold_pairs: count(&|(_, g)| matches!(g, Some(0 | 1))),
+            gold_agree: count(&|(j, g)| matches!(g, Some(0 | 1)) && Some(j.outcome) == *g),
+            gold_agree_single_order: count(&|(j, g)| {
+                matches!(g, Some(0 | 1)) && Some(j.single_order) == *g
+            }),
+        }
     }
 }
 
@@ -566,6 +782,17 @@ fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) 
                 .map(|(n, p)| (n.to_string(), json!(p)))
                 .collect();
             (json!(names[best]), p[best], Value::Object(distribution))
+        }
+        TaskKind::Compare => {
+            let Some(j) = compare_judgment(spec, units) else {
+                return (Value::Null, 0.0, json!({}));
+            };
+            let label = outcome_name(j.outcome);
+            (
+                json!(label),
+                j.soft.max(1.0 - j.soft),
+                json!({"1": j.soft, "2": 1.0 - j.soft}),
+            )
         }
         TaskKind::MultiLabel => {
             let yes: Vec<f64> = units.iter().map(|u| u[0]).collect();
@@ -634,6 +861,14 @@ impl Calibrator {
         let slots = match spec.kind {
             TaskKind::Classify => 1,
             TaskKind::MultiLabel => spec.labels.len(),
+            // Judging both orders is the debiasing; there is nothing to fit per position.
+            TaskKind::Compare => {
+                return Ok(Self {
+                    contextual: None,
+                    fitted: None,
+                    name: "none (both orders averaged)".into(),
+                })
+            }
         };
         let contextual = if matches!(
             method,
@@ -676,7 +911,9 @@ impl Calibrator {
                     gold.push(match spec.kind {
                         TaskKind::Classify => gold_labels[0],
                         // yes = 0, no = 1
-                        TaskKind::MultiLabel => usize::from(!gold_labels.contains(&s)),
+                        TaskKind::MultiLabel | TaskKind::Compare => {
+                            usize::from(!gold_labels.contains(&s))
+                        }
                     });
                 }
                 fitted.push(FittedCalibration::fit(
@@ -742,7 +979,7 @@ fn gold_reports(
                     confidence.push(units[0][best]);
                     gold.push(gold_labels[0]);
                 }
-                TaskKind::MultiLabel => {
+                TaskKind::MultiLabel | TaskKind::Compare => {
                     for (s, u) in units.iter().enumerate() {
                         let yes = u[0] >= spec.multi_label.threshold;
                         predicted.push(usize::from(!yes));
@@ -902,6 +1139,42 @@ fn print_summary(s: &Summary, row_errors: &[(u64, String)]) {
         );
         println!("{gold}");
     }
+    if let Some(c) = &s.compare {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["pairs (both orders judged)", "count", "share"]);
+        let share = |n: usize, of: usize| {
+            if of == 0 {
+                "-".to_string()
+            } else {
+                pct(n as f64 / of as f64)
+            }
+        };
+        for (name, n) in [
+            ("position-consistent", c.position_consistent),
+            ("position flip (same position won twice)", c.position_flips),
+        ] {
+            table.add_row([name.to_string(), n.to_string(), share(n, c.pairs)]);
+        }
+        if c.gold_pairs > 0 {
+            table.add_row([
+                "gold pairs (ties excluded)".to_string(),
+                c.gold_pairs.to_string(),
+                String::new(),
+            ]);
+            table.add_row([
+                "  agree, both orders".to_string(),
+                c.gold_agree.to_string(),
+                share(c.gold_agree, c.gold_pairs),
+            ]);
+            table.add_row([
+                "  agree, order AB only".to_string(),
+                c.gold_agree_single_order.to_string(),
+                share(c.gold_agree_single_order, c.gold_pairs),
+            ]);
+        }
+        println!("{table}");
+    }
     if let (Some(items), Some(tokens)) = (s.items_per_second, s.tokens_per_second) {
         println!("throughput: {items:.2} items/s, {tokens:.0} tokens/s evaluated");
     }
@@ -943,6 +1216,62 @@ mod tests {
             label_from_units(&spec, &[vec![0.9, 0.1], vec![0.4, 0.6], vec![0.7, 0.3]]);
         assert_eq!(value, json!(["a", "c"]));
         assert!((confidence - 0.6).abs() < 1e-12);
+    }
+
+    const COMPARE_TASK: &str = "name = \"p\"\ntype = \"compare\"\n[compare]\ncontext = \"{{ q }}\"\nresponse-1 = \"{{ a }}\"\nresponse-2 = \"{{ b }}\"\ntie-margin = 0.1\n";
+
+    /// Issue 3: judging (A, B) and (B, A) gives exactly complementary debiased soft labels. Swapping the responses
+    /// in the row swaps the two prompts, so order AB of the swapped pair is order BA of the original.
+    #[test]
+    fn issue_3_swapping_the_responses_complements_the_debiased_judgment() {
+        let spec = TaskSpec::from_toml_str(COMPARE_TASK).unwrap();
+        // Fixed log-probabilities of ["1", "2"]: AB prompt, BA prompt. Position bias: "1" is favoured in both.
+        let ab_prompt = vec![-0.3, -1.7];
+        let ba_prompt = vec![-0.6, -1.1];
+        for (x, y) in [
+            (ab_prompt.clone(), ba_prompt.clone()),
+            (vec![-2.0, -0.01], vec![-0.2, -3.0]),
+            (vec![-0.7, -0.7], vec![-0.5, -0.9]),
+        ] {
+            let original = judgment_from_scores(&spec, &json!([x, y])).unwrap();
+            let swapped = judgment_from_scores(&spec, &json!([y, x])).unwrap();
+            assert_eq!(original.margin, -swapped.margin);
+            assert!((original.soft + swapped.soft - 1.0).abs() < 1e-15);
+            assert_eq!(original.consistent, swapped.consistent);
+            let mirrored = [1, 0, TIE][original.outcome];
+            assert_eq!(swapped.outcome, mirrored);
+        }
+        // The worked example: P_AB("1") = softmax(-0.3, -1.7)[0], P_BA("1") = softmax(-0.6, -1.1)[0].
+        let p_ab = 1.0 / (1.0 + (-1.4f64).exp());
+        let p_ba = 1.0 / (1.0 + (-0.5f64).exp());
+        let j = judgment_from_scores(&spec, &json!([ab_prompt, ba_prompt])).unwrap();
+        assert!((j.p_ab - p_ab).abs() < 1e-12 && (j.p_ba - p_ba).abs() < 1e-12);
+        assert!((j.soft - (p_ab + 1.0 - p_ba) / 2.0).abs() < 1e-12);
+        // "1" won in both orders: a position flip, not consistent; debiased it is a tie (soft 0.55, margin 0.1).
+        assert!(j.position_flip && !j.consistent);
+        assert_eq!(j.single_order, 0);
+        assert_eq!(j.outcome, TIE);
+    }
+
+    #[test]
+    fn debiased_outcomes_respect_the_tie_margin() {
+        let clear = judge_pair(0.9, 0.2, 0.1);
+        assert_eq!((clear.outcome, clear.consistent), (0, true));
+        assert!((clear.soft - 0.85).abs() < 1e-12);
+        assert_eq!(judge_pair(0.2, 0.9, 0.1).outcome, 1);
+        assert_eq!(judge_pair(0.6, 0.45, 0.1).outcome, TIE); // soft 0.575
+        assert_eq!(judge_pair(0.6, 0.45, 0.0).outcome, 0);
+        assert_eq!(judge_pair(0.5, 0.5, 0.0).outcome, TIE);
+    }
+
+    #[test]
+    fn human_preferences_parse_as_pandalm_writes_them() {
+        assert_eq!(preference_code(&json!(1)), Some(0));
+        assert_eq!(preference_code(&json!("2")), Some(1));
+        assert_eq!(preference_code(&json!(0)), Some(TIE));
+        assert_eq!(preference_code(&json!("Tie")), Some(TIE));
+        assert_eq!(preference_code(&json!(3)), None);
+        assert_eq!(preference_code(&json!(null)), None);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! One module per subcommand.
 
+pub mod eval;
+pub mod export;
 pub mod label;
 pub mod model;
+pub mod qc;
 pub mod runs;
 
 /// An error whose fix is known: printed as the error, then `hint: ...`.

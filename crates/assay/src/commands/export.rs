@@ -1,0 +1,251 @@
+//! `assay export`: a compare task's judgments as training data. `--format dpo` writes `prompt`, `chosen`,
+//! `rejected` (the columns TRL's `DPOTrainer` and Hugging Face preference datasets use) with the judge's soft score,
+//! margin, model and provenance; `--format reward` writes every pair in its own order with the soft label
+//! P(response 1 better), for reward models trained on soft labels (Lee et al. 2023, section 2.3).
+//!
+//! The judgments come from the store (the raw log-probabilities of both orders), so the tie margin in force is the
+//! task file's current one; the pairs' text comes from the stored records rendered with the task's templates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use assay_core::{PromptBuilder, TaskKind, TaskSpec};
+use assay_store::LabeledRecord;
+use clap::{Args, ValueEnum};
+use serde_json::{json, Map, Value};
+
+use super::label::{judgment_from_scores, outcome_name, task_identity, PairJudgment, TIE};
+use super::Hinted;
+use crate::settings::{runtime, Settings};
+
+/// What to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// `prompt`, `chosen`, `rejected` + soft score, margin, judge, provenance (TRL DPOTrainer columns).
+    Dpo,
+    /// `prompt`, `response_1`, `response_2`, soft label P(response 1 better), label, judge, provenance.
+    Reward,
+}
+
+/// Arguments of `assay export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The compare task file whose judgments to export (labeled before with `assay label`).
+    pub task: PathBuf,
+    /// Output layout.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Output file, .jsonl or .parquet [default: TASK_NAME.FORMAT.jsonl].
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Keep pairs judged a tie (DPO: chosen is the response with P >= 0.5, i.e. response 1 at exactly 0.5).
+    #[arg(long)]
+    pub keep_ties: bool,
+    /// Keep pairs whose two orders disagreed (position-inconsistent).
+    #[arg(long)]
+    pub keep_inconsistent: bool,
+    /// The model whose judgments to export (`NAME@SHA12` as `assay runs` shows it), when several judged the task.
+    #[arg(long)]
+    pub annotator: Option<String>,
+}
+
+/// Run `assay export`.
+pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let spec = TaskSpec::from_path(&args.task)?;
+    if spec.kind != TaskKind::Compare {
+        bail!(Hinted {
+            message: format!(
+                "task {} is a {} task; export writes preference pairs",
+                spec.name,
+                spec.kind.as_str()
+            ),
+            hint: "export a task with `type = \"compare\"`".into(),
+        });
+    }
+    let (prompts, labels) = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?;
+    let output = args.output.clone().unwrap_or_else(|| {
+        let format = match args.format {
+            ExportFormat::Dpo => "dpo",
+            ExportFormat::Reward => "reward",
+        };
+        PathBuf::from(format!("{}.{format}.jsonl", spec.name))
+    });
+    assay_io::Format::from_path(&output).context("choosing the output format")?;
+
+    let mut rows = Vec::new();
+    let (mut ties, mut inconsistent, mut unreadable) = (0usize, 0usize, 0usize);
+    for label in &labels {
+        let (Some(judgment), Some(data)) = (
+            judgment_from_scores(&spec, &label.scores),
+            label.data.as_object(),
+        ) else {
+            unreadable += 1;
+            continue;
+        };
+        let pair = match prompts.render_pair(data) {
+            Ok(pair) => pair,
+            Err(_) => {
+                unreadable += 1;
+                continue;
+            }
+        };
+        let tie = judgment.outcome == TIE;
+        ties += usize::from(tie);
+        inconsistent += usize::from(!judgment.consistent);
+        if (tie && !args.keep_ties) || (!judgment.consistent && !args.keep_inconsistent) {
+            continue;
+        }
+        let [first, second] = pair.responses;
+        rows.push(match args.format {
+            ExportFormat::Dpo => dpo_row(pair.context, first, second, &judgment, label, &spec),
+            ExportFormat::Reward => {
+                reward_row(pair.context, first, second, &judgment, label, &spec)
+            }
+        });
+    }
+    assay_io::write_output(&output, &rows, &assay_io::ParquetOptions::default())?;
+    let fate = |kept: bool| if kept { "kept" } else { "left out" };
+    println!(
+        "wrote {} pairs to {} ({} judged: {ties} ties, {}; {inconsistent} position-inconsistent, {}{})",
+        rows.len(),
+        output.display(),
+        labels.len(),
+        fate(args.keep_ties),
+        fate(args.keep_inconsistent),
+        if unreadable > 0 {
+            format!(", {unreadable} unreadable")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One DPO row: the preferred response as `chosen`. `score_chosen` is the debiased P(chosen better), `margin` is
+/// P(chosen better) - P(rejected better).
+fn dpo_row(
+    prompt: String,
+    first: String,
+    second: String,
+    j: &PairJudgment,
+    label: &LabeledRecord,
+    spec: &TaskSpec,
+) -> Map<String, Value> {
+    let first_wins = j.soft >= 0.5;
+    let (chosen, rejected) = if first_wins {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let score = if first_wins { j.soft } else { 1.0 - j.soft };
+    let mut row = Map::new();
+    row.insert("prompt".into(), json!(prompt));
+    row.insert("chosen".into(), json!(chosen));
+    row.insert("rejected".into(), json!(rejected));
+    row.insert("score_chosen".into(), json!(score));
+    row.insert("margin".into(), json!(2.0 * score - 1.0));
+    row.insert(
+        "chosen_position".into(),
+        json!(if first_wins { 1 } else { 2 }),
+    );
+    row.insert("tie".into(), json!(j.outcome == TIE));
+    row.insert("position_consistent".into(), json!(j.consistent));
+    row.insert("judge".into(), json!(judge_name(label)));
+    row.insert("provenance".into(), provenance(label, spec));
+    row
+}
+
+/// One reward row: the pair in its own order and the soft label.
+fn reward_row(
+    prompt: String,
+    first: String,
+    second: String,
+    j: &PairJudgment,
+    label: &LabeledRecord,
+    spec: &TaskSpec,
+) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("prompt".into(), json!(prompt));
+    row.insert("response_1".into(), json!(first));
+    row.insert("response_2".into(), json!(second));
+    row.insert("p_response_1".into(), json!(j.soft));
+    row.insert("label".into(), json!(outcome_name(j.outcome)));
+    row.insert("position_consistent".into(), json!(j.consistent));
+    row.insert("judge".into(), json!(judge_name(label)));
+    row.insert("provenance".into(), provenance(label, spec));
+    row
+}
+
+fn judge_name(label: &LabeledRecord) -> &str {
+    label
+        .annotator
+        .split_once('@')
+        .map_or(label.annotator.as_str(), |(name, _)| name)
+}
+
+fn provenance(label: &LabeledRecord, spec: &TaskSpec) -> Value {
+    json!({
+        "annotator_kind": label.annotator_kind,
+        "annotator": label.annotator,
+        "model_sha256": label.model_sha256,
+        "prompt_hash": label.prompt_hash,
+        "task": spec.name,
+        "run_id": label.run_id,
+        "row_index": label.row_index,
+        "labeled_at": label.created_at,
+    })
+}
+
+/// The task's prompt builder and its model annotations (of one model), with their records' data.
+pub(crate) fn model_labels(
+    settings: &Settings,
+    task_path: &std::path::Path,
+    spec: &TaskSpec,
+    annotator: Option<&str>,
+) -> anyhow::Result<(PromptBuilder, Vec<LabeledRecord>)> {
+    let (prompts, _, task_hash) = task_identity(spec)?;
+    let rt = runtime()?;
+    let store = settings.open_store(&rt)?;
+    let not_labeled = || {
+        Hinted {
+        message: format!(
+            "the store {} has no labels for this version of task {}",
+            settings.store, spec.name
+        ),
+        hint: format!(
+            "run `assay label {}` first (with the same --store); editing the prompt makes a new task version",
+            task_path.display()
+        ),
+    }
+    };
+    let Some(task_id) = rt.block_on(store.find_task(&spec.name, &task_hash))? else {
+        bail!(not_labeled());
+    };
+    let mut labels: Vec<LabeledRecord> = rt
+        .block_on(store.labeled_records(task_id))?
+        .into_iter()
+        .filter(|l| l.annotator_kind == "model")
+        .collect();
+    let mut annotators: Vec<String> = labels.iter().map(|l| l.annotator.clone()).collect();
+    annotators.sort();
+    annotators.dedup();
+    match (annotator, annotators.len()) {
+        (_, 0) => bail!(not_labeled()),
+        (Some(wanted), _) => {
+            labels.retain(|l| l.annotator == wanted || judge_name(l) == wanted);
+            if labels.is_empty() {
+                bail!(Hinted {
+                    message: format!("no labels of task {} by `{wanted}`", spec.name),
+                    hint: format!("annotators of this task: {}", annotators.join(", ")),
+                });
+            }
+        }
+        (None, 1) => {}
+        (None, _) => bail!(Hinted {
+            message: format!("several models labeled task {}", spec.name),
+            hint: format!("choose one with --annotator: {}", annotators.join(", ")),
+        }),
+    }
+    Ok((prompts, labels))
+}
