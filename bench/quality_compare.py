@@ -1,10 +1,14 @@
-"""Krippendorff's alpha: assay-quality against the Python `krippendorff` package, side by side.
+"""Krippendorff's alpha and Dawid-Skene: assay-quality against the Python `krippendorff` and `crowd-kit` packages.
 
 Generates reliability data (units x coders, categories 0..k-1 with a share missing), times both on the same data
 (best of several runs, in-memory data to alpha), checks the alphas agree to 1e-9, and prints ratios with the
-versions compared. Needs `pip install krippendorff numpy` and cargo.
+versions compared. Then runs Dawid-Skene on the same data (units as tasks, coders as workers) in both for exactly
+`--ds-iterations` EM iterations (crowd-kit with `tol=-inf`, assay with tolerance 0 and no smoothing), from an
+in-memory answer table to fitted labels, and reports both times, the ratio and the share of units given the same
+label. Needs `pip install krippendorff 'crowd-kit==1.4.*' numpy pandas` and cargo.
 
     python bench/quality_compare.py [--units 200000] [--coders 5] [--categories 10] [--missing 0.1]
+                                    [--ds-iterations 20] [--ds-repeats 1]
 """
 
 import argparse
@@ -19,6 +23,8 @@ import time
 
 import krippendorff
 import numpy as np
+import pandas as pd
+from crowdkit.aggregation import DawidSkene
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,6 +49,19 @@ def time_python(data, level, repeats):
     return alpha, best
 
 
+def time_crowdkit(data, iterations, repeats):
+    units, coders = np.nonzero(~np.isnan(data))
+    answers = pd.DataFrame({"task": units, "worker": coders, "label": data[units, coders].astype(int)})
+    best = float("inf")
+    labels = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ds = DawidSkene(n_iter=iterations, tol=float("-inf")).fit(answers)
+        best = min(best, time.perf_counter() - start)
+        labels = ds.labels_
+    return labels, len(ds.loss_history_), len(answers), best
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=200_000)
@@ -51,6 +70,8 @@ def main():
     p.add_argument("--missing", type=float, default=0.1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--ds-iterations", type=int, default=20, help="EM iterations for Dawid-Skene; 0 skips it")
+    p.add_argument("--ds-repeats", type=int, default=1, help="crowd-kit runs (best taken); assay always runs 5")
     args = p.parse_args()
 
     data = make_data(args.units, args.coders, args.categories, args.missing, args.seed)
@@ -60,7 +81,8 @@ def main():
         path = f.name
     try:
         out = subprocess.run(
-            ["cargo", "run", "--quiet", "--release", "-p", "assay-quality", "--example", "alpha_bench", "--", path],
+            ["cargo", "run", "--quiet", "--release", "-p", "assay-quality", "--example", "alpha_bench", "--", path]
+            + ([str(args.ds_iterations)] if args.ds_iterations > 0 else []),
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -68,7 +90,9 @@ def main():
         ).stdout
     finally:
         os.unlink(path)
-    rust = {r["level"]: r for r in map(json.loads, out.splitlines())}
+    lines = [json.loads(line) for line in out.splitlines()]
+    rust = {r["level"]: r for r in lines if "level" in r}
+    rust_ds = next((r for r in lines if r.get("method") == "dawid_skene"), None)
 
     print(f"# {args.units} units x {args.coders} coders, {args.categories} categories, {args.missing:.0%} missing")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
@@ -84,6 +108,19 @@ def main():
     if not ok:
         print("alphas differ by more than 1e-9", file=sys.stderr)
         sys.exit(1)
+
+    if rust_ds is not None:
+        labels, py_iters, n_answers, py_s = time_crowdkit(data, args.ds_iterations, args.ds_repeats)
+        rust_labels = np.array([-1 if x is None else x for x in rust_ds["labels"]])
+        py_labels = labels.reindex(range(args.units)).fillna(-1).astype(int).to_numpy()
+        same = float(np.mean(rust_labels == py_labels))
+        print()
+        print(f"# Dawid-Skene, {n_answers} answers, {args.ds_iterations} EM iterations "
+              f"(crowd-kit ran {py_iters}, assay {rust_ds['iterations']}); crowd-kit "
+              f"{importlib.metadata.version('crowd-kit')}, pandas {pd.__version__}")
+        print(f"{'method':<12} {'crowd-kit s':>12} {'assay s':>10} {'ratio':>8} {'same label':>11}")
+        print(f"{'dawid_skene':<12} {py_s:>12.3f} {rust_ds['seconds']:>10.4f} "
+              f"{py_s / rust_ds['seconds']:>7.0f}x {same:>11.4%}")
 
 
 if __name__ == "__main__":

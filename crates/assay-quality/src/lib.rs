@@ -1,6 +1,7 @@
 //! Quality statistics for labels, with no I/O of its own: the CLI and the server feed it plain slices.
 //!
-//! - [`metrics`]: accuracy, macro-F1, expected calibration error, accuracy at coverage.
+//! - [`metrics`]: accuracy, macro-F1, expected calibration error, accuracy at coverage, the accuracy-vs-coverage
+//!   curve and the confidence threshold that reaches a target accuracy.
 //! - [`calibration`]: contextual calibration (Zhao et al. 2021) and fitted per-class bias + temperature.
 //! - [`agreement`]: Cohen's kappa (plain, linear, quadratic), Fleiss' kappa, Krippendorff's alpha (nominal, ordinal,
 //!   interval, ratio; missing values allowed) and percent agreement over a `units x coders` [`agreement::RatingMatrix`].

@@ -1,5 +1,7 @@
 //! Classification metrics for one label source against gold: accuracy, macro-F1, expected calibration error and
-//! accuracy at a coverage (the share of items kept when only the most confident are accepted).
+//! accuracy at a coverage (the share of items kept when only the most confident are accepted), the
+//! accuracy-vs-coverage curve over every confidence threshold, and the lowest threshold that reaches a target
+//! accuracy.
 
 use crate::{Error, Result};
 
@@ -164,6 +166,76 @@ fn order_by_confidence(confidence: &[f64]) -> Vec<usize> {
     order
 }
 
+/// One point of the accuracy-vs-coverage curve: accept the items with confidence >= `threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CoveragePoint {
+    /// Confidence threshold (one of the observed confidences).
+    pub threshold: f64,
+    /// Items with confidence >= `threshold`.
+    pub kept: usize,
+    /// `kept / n`.
+    pub coverage: f64,
+    /// Share of the kept items that are correct.
+    pub accuracy: f64,
+}
+
+fn check_confidences(confidence: &[f64]) -> Result<()> {
+    if let Some(i) = confidence.iter().position(|c| c.is_nan()) {
+        return Err(Error::InvalidInput(format!(
+            "confidence of item {i} is NaN"
+        )));
+    }
+    Ok(())
+}
+
+/// Accuracy and coverage at every distinct confidence, thresholds descending (so coverage ascending): the point
+/// for threshold `t` keeps every item with confidence >= `t`, ties included. The last point keeps all items.
+pub fn accuracy_coverage_curve(confidence: &[f64], correct: &[bool]) -> Result<Vec<CoveragePoint>> {
+    check_lengths(confidence.len(), correct.len(), "accuracy-coverage curve")?;
+    check_confidences(confidence)?;
+    let order = order_by_confidence(confidence);
+    let n = confidence.len();
+    let mut points = Vec::new();
+    let mut hits = 0usize;
+    for (rank, &i) in order.iter().enumerate() {
+        hits += usize::from(correct[i]);
+        let kept = rank + 1;
+        // Close a point at the end of each run of equal confidences.
+        if kept == n || confidence[order[kept]] != confidence[i] {
+            points.push(CoveragePoint {
+                threshold: confidence[i],
+                kept,
+                coverage: kept as f64 / n as f64,
+                accuracy: hits as f64 / kept as f64,
+            });
+        }
+    }
+    Ok(points)
+}
+
+/// The lowest confidence threshold such that the items with confidence >= threshold are at least `target`
+/// accurate, as `(threshold, coverage)`; `None` when no threshold reaches it (not even the highest confidence).
+///
+/// Candidate thresholds are the observed confidences; accuracy need not fall monotonically as the threshold
+/// drops, and the lowest passing threshold is returned even if some higher one fails.
+pub fn threshold_for_accuracy(
+    confidence: &[f64],
+    correct: &[bool],
+    target: f64,
+) -> Result<Option<(f64, f64)>> {
+    if !(target > 0.0 && target <= 1.0) {
+        return Err(Error::InvalidInput(format!(
+            "target accuracy must be in (0, 1], got {target}"
+        )));
+    }
+    let curve = accuracy_coverage_curve(confidence, correct)?;
+    Ok(curve
+        .iter()
+        .rev()
+        .find(|p| p.accuracy >= target)
+        .map(|p| (p.threshold, p.coverage)))
+}
+
 /// All of the metrics above at once, with the default bins and coverages.
 pub fn classification_report(
     predicted: &[usize],
@@ -223,6 +295,63 @@ mod tests {
             accuracy_at_coverage(&conf, &correct, 0.75).unwrap(),
             2.0 / 3.0
         );
+    }
+
+    #[test]
+    fn curve_has_one_point_per_distinct_confidence() {
+        // Sorted: 0.9 ok, 0.8 ok, 0.8 wrong, 0.5 ok, 0.3 wrong.
+        let conf = [0.8, 0.3, 0.9, 0.5, 0.8];
+        let correct = [true, false, true, true, false];
+        let curve = accuracy_coverage_curve(&conf, &correct).unwrap();
+        let got: Vec<(f64, usize, f64)> = curve
+            .iter()
+            .map(|p| (p.threshold, p.kept, p.accuracy))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0.9, 1, 1.0),
+                (0.8, 3, 2.0 / 3.0),
+                (0.5, 4, 0.75),
+                (0.3, 5, 0.6)
+            ]
+        );
+        assert_eq!(curve[3].coverage, 1.0);
+    }
+
+    #[test]
+    fn threshold_is_the_lowest_that_reaches_the_target() {
+        let conf = [0.8, 0.3, 0.9, 0.5, 0.8];
+        let correct = [true, false, true, true, false];
+        // 0.75 is first reached at threshold 0.5 (3 of 4 kept items right), coverage 4/5.
+        assert_eq!(
+            threshold_for_accuracy(&conf, &correct, 0.75).unwrap(),
+            Some((0.5, 0.8))
+        );
+        // Only the single 0.9 item is 100% right.
+        assert_eq!(
+            threshold_for_accuracy(&conf, &correct, 1.0).unwrap(),
+            Some((0.9, 0.2))
+        );
+        // 0.6 holds for everything.
+        assert_eq!(
+            threshold_for_accuracy(&conf, &correct, 0.6).unwrap(),
+            Some((0.3, 1.0))
+        );
+    }
+
+    #[test]
+    fn threshold_skips_a_failing_higher_threshold_and_is_none_when_unreachable() {
+        // The most confident item is wrong, so no threshold gives 100%, but 0.5 does give 2 of 3.
+        let conf = [0.9, 0.6, 0.5];
+        let correct = [false, true, true];
+        assert_eq!(threshold_for_accuracy(&conf, &correct, 1.0).unwrap(), None);
+        let (t, cov) = threshold_for_accuracy(&conf, &correct, 0.6)
+            .unwrap()
+            .unwrap();
+        assert_eq!((t, cov), (0.5, 1.0));
+        assert!(threshold_for_accuracy(&conf, &correct, 0.0).is_err());
+        assert!(threshold_for_accuracy(&[f64::NAN], &[true], 0.5).is_err());
     }
 
     #[test]

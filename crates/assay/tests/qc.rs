@@ -301,3 +301,121 @@ fn qc_report_renders_in_headless_chromium() {
         std::fs::write(repo().join("docs/qc-report.png"), &png).unwrap();
     }
 }
+
+/// `assay qc TASK.toml` on ten hand-made labeled rows. Sorted by confidence, correct or not:
+/// .95 y, .9 y, .9 y, .8 n, .7 y, .6 y, .6 n, .55 n, .5 y, .5 y. Accuracy 7/10; at threshold .7, 4 of 5 right (80%)
+/// and no lower threshold reaches 80% (.6: 5/7, .55: 5/8, .5: 7/10). The audit of those 5 rows: 1 error, Wilson
+/// 95% interval [3.6%, 62.4%]. ECE over 15 bins: (.05 + 2 x .1 + .8 + .3 + 3 x .25 + 2 x .5) / 10 = 0.310.
+#[test]
+fn qc_on_a_task_reports_the_threshold_for_the_target_accuracy_and_audits_what_it_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("task.toml"),
+        "name = \"toy\"\ntype = \"classify\"\noutput = \"toy.labeled.jsonl\"\ninput = \"{{ text }}\"\n\
+         gold = \"gold\"\nlabels = [\"a\", \"b\"]\n",
+    )
+    .unwrap();
+    let rows = [
+        ("a", "a", 0.95),
+        ("a", "a", 0.9),
+        ("b", "b", 0.9),
+        ("b", "a", 0.8),
+        ("a", "a", 0.7),
+        ("b", "b", 0.6),
+        ("a", "b", 0.6),
+        ("b", "a", 0.55),
+        ("a", "a", 0.5),
+        ("b", "b", 0.5),
+    ];
+    let mut jsonl = String::new();
+    for (i, (gold, label, confidence)) in rows.iter().enumerate() {
+        jsonl.push_str(&format!(
+            "{{\"id\":\"{i}\",\"gold\":\"{gold}\",\"assay\":{{\"label\":\"{label}\",\"confidence\":{confidence}}}}}\n"
+        ));
+    }
+    // A row without gold is skipped; one without a model label is reported.
+    jsonl.push_str("{\"id\":\"x\",\"gold\":null,\"assay\":{\"label\":\"a\",\"confidence\":0.9}}\n");
+    jsonl.push_str("{\"id\":\"y\",\"gold\":\"a\"}\n");
+    std::fs::write(dir.path().join("toy.labeled.jsonl"), jsonl).unwrap();
+
+    let out = ok(qc(dir.path()).args([
+        "task.toml",
+        "--target-accuracy",
+        "0.8",
+        "--target-error",
+        "0.5",
+        "--html",
+        "report.html",
+    ]));
+    assert!(
+        out.contains("10 rows with gold `gold` and a model label (1 without gold, 1 unusable)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("accuracy 70.0% (2 labels); ECE (15 bins) 0.310"),
+        "{out}"
+    );
+    assert!(
+        out.contains("confidence >= 0.7000 reaches 80.0% accuracy on 50.0% of the gold rows"),
+        "{out}"
+    );
+    assert!(out.contains("1 wrong of 5 auto-accepted rows"), "{out}");
+    assert!(out.contains("Wilson 95% interval [3.6%, 62.4%]"), "{out}");
+    // One-sided 95% Wilson upper bound for 1 of 5 is 56.5% > 50%.
+    assert!(out.contains("fails the target error 50.0%"), "{out}");
+    assert!(out.contains("row 12: no `assay` object"), "{out}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(
+        svg_count(&html, "lines"),
+        2,
+        "reliability and coverage plots"
+    );
+    assert_eq!(svg_count(&html, "confusion"), 1);
+
+    // 100% is only reached by the top three rows; a 60% target error passes (upper bound 56.5%).
+    let out = ok(qc(dir.path()).args([
+        "task.toml",
+        "--target-accuracy",
+        "1",
+        "--target-error",
+        "0.6",
+    ]));
+    assert!(
+        out.contains("confidence >= 0.9000 reaches 100.0% accuracy on 30.0%"),
+        "{out}"
+    );
+    assert!(out.contains("0 wrong of 3 auto-accepted rows"), "{out}");
+    let out = ok(qc(dir.path()).args([
+        "task.toml",
+        "--target-accuracy",
+        "0.8",
+        "--target-error",
+        "0.6",
+    ]));
+    assert!(out.contains("passes the target error 60.0%"), "{out}");
+}
+
+/// The SMS spam run's real output, when a labeling run has left it in `out/` (the model is not run here).
+#[test]
+fn qc_on_the_sms_spam_task_output_when_present() {
+    let labeled = repo().join("out/sms-spam.labeled.jsonl");
+    if !labeled.exists() {
+        eprintln!("skipped: {} is missing", labeled.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let task = repo().join("examples/sms-spam/task.toml");
+    let out = ok(qc(dir.path())
+        .arg(&task)
+        .args(["--labels"])
+        .arg(&labeled)
+        .args(["--html", "report.html"]));
+    assert!(
+        out.contains("rows with gold `label` and a model label"),
+        "{out}"
+    );
+    assert!(out.contains("audit:"), "{out}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(svg_count(&html, "lines"), 2);
+    assert_eq!(svg_count(&html, "confusion"), 1);
+}

@@ -5,6 +5,7 @@ pub mod export;
 pub mod label;
 pub mod model;
 pub mod qc;
+pub mod qc_task;
 pub mod runs;
 
 /// An error whose fix is known: printed as the error, then `hint: ...`.

@@ -1,4 +1,4 @@
-//! `assay qc`: quality control over loose answer files. Agreement among annotators, majority vote against
+//! `assay qc`: quality control over loose answer files (a task's labeled output is `qc_task`'s). Agreement among annotators, majority vote against
 //! Dawid-Skene, per-annotator scores and an audit of the majority labels against gold, as terminal tables and,
 //! with `--html`, a self-contained HTML report with plots.
 //!
@@ -44,10 +44,23 @@ const ROW_ERRORS_SHOWN: usize = 10;
 /// Arguments of `assay qc`.
 #[derive(Debug, Args)]
 pub struct QcArgs {
+    /// A task file: check the model's labels in its output (or `--labels`) against its gold column.
+    #[arg(
+        value_name = "TASK.toml",
+        required_unless_present = "annotations",
+        conflicts_with = "annotations"
+    )]
+    task: Option<PathBuf>,
+    /// With a task: the labeled rows to read instead of the task's `output` (JSONL or Parquet).
+    #[arg(long, value_name = "FILE", requires = "task")]
+    labels: Option<PathBuf>,
+    /// With a task: the accuracy the auto-accept confidence threshold must reach.
+    #[arg(long, default_value_t = 0.95, value_name = "P")]
+    target_accuracy: f64,
     /// Answers, one row per answer, with the columns `item`, `annotator`, `label` and optionally `seconds`
     /// (CSV, TSV, JSONL or Parquet).
     #[arg(long, value_name = "FILE")]
-    annotations: PathBuf,
+    annotations: Option<PathBuf>,
     /// Gold labels with the columns `item` and `label`.
     #[arg(long, value_name = "FILE")]
     gold: Option<PathBuf>,
@@ -57,7 +70,7 @@ pub struct QcArgs {
     /// Write a self-contained HTML report (inline SVG plots) to this file.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
-    /// The error rate the majority labels must stay under to pass the audit.
+    /// The error rate the majority labels (or, with a task, the auto-accepted labels) must stay under to pass.
     #[arg(long, default_value_t = 0.05, value_name = "RATE")]
     target_error: f64,
     /// Confidence of the audit's upper bound and of the zero-defect sample size.
@@ -119,7 +132,9 @@ impl QcSettings {
             }
         }
         Ok(Self {
-            annotations: args.annotations,
+            annotations: args
+                .annotations
+                .context("give a task file or `--annotations FILE`")?,
             gold: args.gold,
             level: args.level,
             html: args.html,
@@ -132,6 +147,24 @@ impl QcSettings {
 
 /// Run `assay qc`.
 pub fn run(args: QcArgs) -> anyhow::Result<ExitCode> {
+    if let Some(task) = args.task {
+        for (name, value) in [
+            ("--target-error", args.target_error),
+            ("--confidence", args.confidence),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                anyhow::bail!("{name} must be strictly between 0 and 1, not {value}");
+            }
+        }
+        return super::qc_task::run(super::qc_task::TaskQcSettings::resolve(
+            task,
+            args.labels,
+            args.html,
+            args.target_accuracy,
+            args.target_error,
+            args.confidence,
+        )?);
+    }
     let settings = QcSettings::resolve(args)?;
     let data = load(&settings)?;
     let qc = compute(&settings, &data)?;
@@ -178,7 +211,7 @@ struct Data {
 }
 
 /// Text of a cell: strings trimmed, numbers and booleans as written; empty and null are `None`.
-fn cell_text(value: Option<&Value>) -> Result<Option<String>, String> {
+pub(super) fn cell_text(value: Option<&Value>) -> Result<Option<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
@@ -739,7 +772,7 @@ fn pairwise_kappas(
 // ---------------------------------------------------------------------------------------------------------------
 // Terminal
 
-fn pct(x: f64) -> String {
+pub(super) fn pct(x: f64) -> String {
     if x.is_nan() {
         "n/a".into()
     } else {
@@ -758,14 +791,14 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
     x.map_or_else(|| "-".into(), f)
 }
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(header.iter().copied());
     t
 }
 
-fn right_align(t: &mut Table, from: usize) {
+pub(super) fn right_align(t: &mut Table, from: usize) {
     let n = t.column_count();
     for i in from..n {
         if let Some(c) = t.column_mut(i) {
@@ -1053,7 +1086,7 @@ fn annotator_cells(d: &Data, s: &assay_quality::annotators::AnnotatorScore) -> V
     ]
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
