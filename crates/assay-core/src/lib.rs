@@ -22,7 +22,9 @@ pub mod task;
 pub use error::{Error, Result};
 pub use prompt::{ChatMessage, PromptBuilder, PromptSpec, Role, ScoreBranch, ScoreRequest};
 pub use provenance::{AnnotatorKind, Provenance};
-pub use task::{CalibrationMethod, LabelSpec, ModelSpec, PromptFormat, TaskKind, TaskSpec};
+pub use task::{
+    CalibrationMethod, LabelSpec, ModelSpec, PromptFormat, RateSpec, Rating, TaskKind, TaskSpec,
+};
 
 /// Hex SHA-256 of some bytes: the identity of prompts, task specs and model files.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -104,6 +104,15 @@ pub struct PairText {
     pub responses: [String; 2],
 }
 
+/// A rate item: the context (if the task has one) and the response, as the model sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RatedText {
+    /// The context or instruction.
+    pub context: Option<String>,
+    /// The response rated.
+    pub response: String,
+}
+
 /// The order a pair is shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairOrder {
@@ -125,6 +134,17 @@ pub struct PromptBuilder {
     questions: Vec<String>,
     /// Compare tasks: names and ending of the sample.
     compare: Option<CompareLayout>,
+    /// Rate tasks: names and ending of the sample.
+    rate: Option<RateLayout>,
+}
+
+/// How a rate sample is written.
+#[derive(Debug, Clone)]
+struct RateLayout {
+    context_name: String,
+    response_name: String,
+    ending: String,
+    has_context: bool,
 }
 
 /// How a compare sample is written.
@@ -133,6 +153,7 @@ struct CompareLayout {
     context_name: String,
     response_name: String,
     ending: String,
+    rationale_ending: String,
 }
 
 impl CompareLayout {
@@ -173,6 +194,16 @@ impl PromptBuilder {
                     .map_err(|e| Error::Template(format!("compare.{name}: {e:#}")))?;
             }
         }
+        if let Some(rate) = &spec.rate {
+            let context = rate.context.clone().unwrap_or_default();
+            for (name, template) in [
+                ("rate-context", &context),
+                ("rate-response", &rate.response),
+            ] {
+                env.add_template_owned(name, template.clone())
+                    .map_err(|e| Error::Template(format!("{}: {e:#}", name.replace('-', "."))))?;
+            }
+        }
         let labels: Vec<String> = spec.label_names().iter().map(|s| s.to_string()).collect();
 
         let mut system = String::new();
@@ -181,8 +212,11 @@ impl PromptBuilder {
             TaskKind::MultiLabel => {
                 "Decide for one label at a time whether it applies to the input. Answer yes or no."
             }
-            TaskKind::Compare => "",
+            TaskKind::Compare | TaskKind::Rate => "",
         };
+        if let Some(rate) = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate) {
+            return Ok(Self::new_rate(spec, rate, env));
+        }
         if let Some(compare) = spec
             .compare
             .as_ref()
@@ -231,7 +265,103 @@ impl PromptBuilder {
             labels,
             questions,
             compare: None,
+            rate: None,
         })
+    }
+
+    /// The direct-rating layout: the preamble (guidelines and the scale), then per item the sample and the
+    /// ending; the options are the scores.
+    fn new_rate(spec: &TaskSpec, rate: &crate::task::RateSpec, env: Environment<'static>) -> Self {
+        let mut system = String::new();
+        if let Some(g) = &spec.guidelines {
+            system.push_str(g.trim());
+            system.push_str("\n\n");
+        }
+        let noun = rate.response_name.to_lowercase();
+        match &rate.context {
+            Some(_) => system.push_str(&format!(
+                "Given a {} and a {noun}, rate the {noun} on a scale from {} to {}, where {} is the worst and {} the best. Output only the number.",
+                rate.context_name.to_lowercase(), rate.min, rate.max, rate.min, rate.max
+            )),
+            None => system.push_str(&format!(
+                "Rate the {noun} on a scale from {} to {}, where {} is the worst and {} the best. Output only the number.",
+                rate.min, rate.max, rate.min, rate.max
+            )),
+        }
+        Self {
+            env,
+            kind: TaskKind::Rate,
+            system,
+            shots: Vec::new(),
+            labels: rate.scores(),
+            questions: Vec::new(),
+            compare: None,
+            rate: Some(RateLayout {
+                context_name: rate.context_name.clone(),
+                response_name: rate.response_name.clone(),
+                ending: rate.ending(),
+                has_context: rate.context.is_some(),
+            }),
+        }
+    }
+
+    /// Render a rate row: its context (if the task has one) and the response.
+    pub fn render_rated(
+        &self,
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<RatedText> {
+        let layout = self.rate.as_ref().expect("render_rated is for rate tasks");
+        let render = |name: &str| -> Result<String> {
+            self.env
+                .get_template(name)
+                .map_err(|e| Error::Template(e.to_string()))?
+                .render(row)
+                .map_err(|e| {
+                    Error::Row(format!(
+                        "{}: {}",
+                        name.replace('-', "."),
+                        render_error_message(&e)
+                    ))
+                })
+        };
+        Ok(RatedText {
+            context: if layout.has_context {
+                Some(render("rate-context")?)
+            } else {
+                None
+            },
+            response: render("rate-response")?,
+        })
+    }
+
+    /// The request rating `item`: one branch whose options are the scores, lowest first.
+    pub fn rate_request(&self, item: &RatedText) -> ScoreRequest {
+        let layout = self.rate.as_ref().expect("rate_request is for rate tasks");
+        let mut sample = String::new();
+        if let Some(context) = &item.context {
+            sample.push_str(&format!("{} - {context}\n", layout.context_name));
+        }
+        sample.push_str(&format!(
+            "{} - {}\n{}",
+            layout.response_name, item.response, layout.ending
+        ));
+        ScoreRequest {
+            branches: vec![ScoreBranch {
+                prompt: PromptSpec {
+                    messages: vec![
+                        ChatMessage {
+                            role: Role::System,
+                            content: self.system.clone(),
+                        },
+                        ChatMessage {
+                            role: Role::User,
+                            content: sample,
+                        },
+                    ],
+                },
+                options: self.labels.clone(),
+            }],
+        }
     }
 
     /// The RLAIF layout: the preamble (guidelines and what to answer), the exemplars, then per item the sample
@@ -245,6 +375,7 @@ impl PromptBuilder {
             context_name: compare.context_name.clone(),
             response_name: compare.response_name.clone(),
             ending: compare.ending(),
+            rationale_ending: compare.rationale_ending(),
         };
         let mut system = String::new();
         if let Some(g) = &spec.guidelines {
@@ -264,6 +395,7 @@ impl PromptBuilder {
             labels: vec!["1".into(), "2".into()],
             questions: Vec::new(),
             compare: Some(layout),
+            rate: None,
         };
         for (i, example) in compare.examples.iter().enumerate() {
             let pair = builder
@@ -304,6 +436,58 @@ impl PromptBuilder {
 
     /// The conversation judging `pair` shown in `order`.
     pub fn compare_prompt(&self, pair: &PairText, order: PairOrder) -> PromptSpec {
+        let ending = self
+            .compare
+            .as_ref()
+            .expect("compare_prompt is for compare tasks")
+            .ending
+            .clone();
+        self.compare_prompt_ending(pair, order, &ending)
+    }
+
+    /// Chain of thought, step one: the conversation asking for a rationale about `pair` in `order` (the ending
+    /// replaced by "...explain which one is better. Rationale:"); the model's greedy continuation is the rationale.
+    pub fn compare_rationale_prompt(&self, pair: &PairText, order: PairOrder) -> PromptSpec {
+        let layout = self
+            .compare
+            .as_ref()
+            .expect("compare_rationale_prompt is for compare tasks");
+        self.compare_prompt_ending(pair, order, &layout.rationale_ending)
+    }
+
+    /// Chain of thought, step two: both orders with their rationales (AB, BA) appended after the rationale
+    /// request, then the ending; the options are `1` and `2` as without chain of thought.
+    pub fn compare_request_with_rationales(
+        &self,
+        pair: &PairText,
+        rationales: &[String; 2],
+    ) -> ScoreRequest {
+        let layout = self
+            .compare
+            .as_ref()
+            .expect("compare_request_with_rationales is for compare tasks");
+        ScoreRequest {
+            branches: [PairOrder::Forward, PairOrder::Swapped]
+                .into_iter()
+                .zip(rationales)
+                .map(|(order, rationale)| ScoreBranch {
+                    prompt: self.compare_prompt_ending(
+                        pair,
+                        order,
+                        &format!(
+                            "{} {}\n{}",
+                            layout.rationale_ending,
+                            rationale.trim(),
+                            layout.ending
+                        ),
+                    ),
+                    options: self.labels.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn compare_prompt_ending(&self, pair: &PairText, order: PairOrder, ending: &str) -> PromptSpec {
         let layout = self
             .compare
             .as_ref()
@@ -323,7 +507,7 @@ impl PromptBuilder {
                     content: format!(
                         "{}\n{}",
                         layout.sample(&pair.context, first, second),
-                        layout.ending
+                        ending
                     ),
                 },
             ],
@@ -369,7 +553,7 @@ impl PromptBuilder {
                         .push_str(&format!("\nInput: {}\nLabels: {names}", e.text));
                 }
             }
-            TaskKind::MultiLabel | TaskKind::Compare => {}
+            TaskKind::MultiLabel | TaskKind::Compare | TaskKind::Rate => {}
         }
         self
     }
@@ -392,6 +576,12 @@ impl PromptBuilder {
             return self.compare_request(&PairText {
                 context: text.to_string(),
                 responses: [text.to_string(), text.to_string()],
+            });
+        }
+        if let Some(layout) = &self.rate {
+            return self.rate_request(&RatedText {
+                context: layout.has_context.then(|| text.to_string()),
+                response: text.to_string(),
             });
         }
         let mut messages = vec![ChatMessage {
@@ -434,7 +624,9 @@ impl PromptBuilder {
                     }
                 })
                 .collect(),
-            TaskKind::Compare => unreachable!("compare requests are built above"),
+            TaskKind::Compare | TaskKind::Rate => {
+                unreachable!("compare and rate requests are built above")
+            }
         };
         ScoreRequest { branches }
     }
@@ -620,6 +812,78 @@ rationale = "4 is right."
             .unwrap_err()
             .to_string();
         assert!(err.contains("response-2"), "{err}");
+    }
+
+    #[test]
+    fn chain_of_thought_asks_for_a_rationale_then_scores_after_it() {
+        let builder = PromptBuilder::new(&compare_spec("")).unwrap();
+        let pair = builder
+            .render_pair(&row(&[
+                ("instruction", "Say hi"),
+                ("a", "hi"),
+                ("b", "bye"),
+            ]))
+            .unwrap();
+        let ask = builder.compare_rationale_prompt(&pair, PairOrder::Swapped);
+        assert!(
+            ask.messages[1]
+                .content
+                .starts_with("Context - Say hi\nResponse 1 - bye\n")
+                && ask.messages[1]
+                    .content
+                    .ends_with("explain which one is better. Rationale:"),
+            "{}",
+            ask.messages[1].content
+        );
+        let request =
+            builder.compare_request_with_rationales(&pair, &["AB why. ".into(), "BA why.".into()]);
+        assert_eq!(request.branches[0].options, ["1", "2"]);
+        let ab = &request.branches[0].prompt.messages[1].content;
+        assert!(
+            ab.starts_with("Context - Say hi\nResponse 1 - hi\n"),
+            "{ab}"
+        );
+        assert!(
+            ab.ends_with("explain which one is better. Rationale: AB why.\nPreferred Response="),
+            "{ab}"
+        );
+        let ba = &request.branches[1].prompt.messages[1].content;
+        assert!(ba.contains("Rationale: BA why.\n"), "{ba}");
+        // The shared prefix is unchanged: the user message still starts with the sample.
+        assert_eq!(
+            request.branches[0].prompt.messages[0],
+            builder.prefix_probe().messages[0]
+        );
+    }
+
+    #[test]
+    fn rate_request_scores_every_point_of_the_scale() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"r\"\ntype = \"rate\"\n[rate]\ncontext = \"{{ q }}\"\nresponse = \"{{ a }}\"\nmin = 0\nmax = 3\n",
+        )
+        .unwrap();
+        let builder = PromptBuilder::new(&spec).unwrap();
+        let item = builder
+            .render_rated(&row(&[("q", "2+2?"), ("a", "4")]))
+            .unwrap();
+        let request = builder.rate_request(&item);
+        assert_eq!(request.branches.len(), 1);
+        assert_eq!(request.branches[0].options, ["0", "1", "2", "3"]);
+        let messages = &request.branches[0].prompt.messages;
+        assert_eq!(messages[1].content, "Context - 2+2?\nResponse - 4\nRating=");
+        assert!(
+            messages[0].content.contains("from 0 to 3"),
+            "{}",
+            messages[0].content
+        );
+        assert!(builder.prefix_probe().messages[1]
+            .content
+            .starts_with("Context - \u{1}"));
+        let err = builder
+            .render_rated(&row(&[("q", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate.response"), "{err}");
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct TaskSpec {
     /// Pairwise preference settings (`type = "compare"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<CompareSpec>,
+    /// Direct rating settings (`type = "rate"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateSpec>,
 }
 
 /// The kinds of task assay knows.
@@ -71,6 +74,8 @@ pub enum TaskKind {
     MultiLabel,
     /// Which of two responses to a context is better (AI feedback), judged in both orders.
     Compare,
+    /// A score for one response on an integer scale (direct RLAIF), read as a distribution over the scores.
+    Rate,
 }
 
 impl TaskKind {
@@ -80,6 +85,7 @@ impl TaskKind {
             TaskKind::Classify => "classify",
             TaskKind::MultiLabel => "multi-label",
             TaskKind::Compare => "compare",
+            TaskKind::Rate => "rate",
         }
     }
 }
@@ -243,6 +249,25 @@ pub struct CompareSpec {
     /// Few-shot exemplars shown in the preamble.
     #[serde(default)]
     pub examples: Vec<CompareExample>,
+    /// Chain of thought (the RLAIF paper's two-step method): first greedy-generate a rationale per order with the
+    /// ending replaced by [`CompareSpec::rationale_ending`], then append it and the ending and score `1`/`2`.
+    /// (Left out of the serialised spec when off, so that tasks written before it keep their version hash.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chain_of_thought: bool,
+    /// Most tokens generated per rationale.
+    #[serde(
+        default = "default_rationale_tokens",
+        skip_serializing_if = "is_default_rationale_tokens"
+    )]
+    pub rationale_tokens: usize,
+}
+
+fn default_rationale_tokens() -> usize {
+    64
+}
+
+fn is_default_rationale_tokens(n: &usize) -> bool {
+    *n == default_rationale_tokens()
 }
 
 fn default_context_name() -> String {
@@ -260,6 +285,86 @@ impl CompareSpec {
             .clone()
             .unwrap_or_else(|| format!("Preferred {}=", self.response_name))
     }
+
+    /// The ending that asks for a rationale (chain of thought), as in the RLAIF paper.
+    pub fn rationale_ending(&self) -> String {
+        let noun = self.response_name.to_lowercase();
+        format!(
+            "Consider the coherence, accuracy, coverage, and overall quality of each {noun} and explain which one is better. Rationale:"
+        )
+    }
+}
+
+/// Direct rating settings (d-RLAIF): how a row becomes a context and one response, and the scale.
+///
+/// The model's probabilities for every score `min`..=`max` are read (never generated); the output keeps that
+/// distribution, the expected score and the expected score mapped to [-1, 1].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RateSpec {
+    /// minijinja template of the context the response answers; none: the response is rated alone.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// minijinja template of the response to rate.
+    pub response: String,
+    /// Lowest score (worst).
+    #[serde(default = "default_rate_min")]
+    pub min: u32,
+    /// Highest score (best).
+    #[serde(default = "default_rate_max")]
+    pub max: u32,
+    /// What the context is called in the prompt.
+    #[serde(default = "default_context_name")]
+    pub context_name: String,
+    /// What the response is called in the prompt.
+    #[serde(default = "default_response_name")]
+    pub response_name: String,
+    /// The text after the sample, right before the model's score; default `Rating=`.
+    #[serde(default)]
+    pub ending: Option<String>,
+}
+
+fn default_rate_min() -> u32 {
+    1
+}
+
+fn default_rate_max() -> u32 {
+    10
+}
+
+impl RateSpec {
+    /// The ending actually used.
+    pub fn ending(&self) -> String {
+        self.ending.clone().unwrap_or_else(|| "Rating=".to_string())
+    }
+
+    /// The scores, lowest first, as the model writes them: the options scored.
+    pub fn scores(&self) -> Vec<String> {
+        (self.min..=self.max).map(|s| s.to_string()).collect()
+    }
+
+    /// Summarise a distribution over [`Self::scores`] (same order, summing to 1).
+    pub fn rating(&self, distribution: &[f64]) -> Rating {
+        let expected: f64 = distribution
+            .iter()
+            .zip(self.min..=self.max)
+            .map(|(p, s)| p * f64::from(s))
+            .sum();
+        let (min, max) = (f64::from(self.min), f64::from(self.max));
+        Rating {
+            expected,
+            normalised: (expected - min) / (max - min) * 2.0 - 1.0,
+        }
+    }
+}
+
+/// The expected score of a rating distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rating {
+    /// Σ score · P(score).
+    pub expected: f64,
+    /// The expected score mapped linearly from [min, max] to [-1, 1].
+    pub normalised: f64,
 }
 
 /// A compare exemplar: a row (rendered with the `[compare]` templates), the preferred response and an optional
@@ -434,6 +539,12 @@ impl TaskSpec {
         if self.compare.is_some() {
             return Err("`[compare]` is only for `type = \"compare\"`".into());
         }
+        if self.kind == TaskKind::Rate {
+            return self.validate_rate();
+        }
+        if self.rate.is_some() {
+            return Err("`[rate]` is only for `type = \"rate\"`".into());
+        }
         if self.input.trim().is_empty() {
             return Err("`input`: a template is required (e.g. `input = \"{{ text }}\"`)".into());
         }
@@ -482,6 +593,15 @@ impl TaskSpec {
         if !self.examples.is_empty() || self.examples_from.is_some() {
             return Err("a compare task takes its exemplars from `[[compare.examples]]`".into());
         }
+        if self.rate.is_some() {
+            return Err("`[rate]` is only for `type = \"rate\"`".into());
+        }
+        if compare.chain_of_thought && !(1..=1024).contains(&compare.rationale_tokens) {
+            return Err(format!(
+                "`compare.rationale-tokens` must be in 1..=1024, got {}",
+                compare.rationale_tokens
+            ));
+        }
         if !(0.0..0.5).contains(&compare.tie_margin) {
             return Err(format!(
                 "`compare.tie-margin` must be in [0, 0.5), got {}",
@@ -503,6 +623,46 @@ impl TaskSpec {
             CalibrationMethod::None | CalibrationMethod::Auto
         ) {
             return Err("`calibration.method`: compare tasks are debiased by judging both orders; only \"none\" or \"auto\" (which means none) apply".into());
+        }
+        if self.model.batch_tokens < 32 {
+            return Err("`model.batch-tokens` must be at least 32".into());
+        }
+        Ok(())
+    }
+
+    fn validate_rate(&self) -> std::result::Result<(), String> {
+        let Some(rate) = &self.rate else {
+            return Err(
+                "a rate task needs a `[rate]` section with `response` (and usually `context`)"
+                    .into(),
+            );
+        };
+        if !self.labels.is_empty() {
+            return Err(
+                "`labels`: a rate task's outcomes are the scores `min`..=`max`; remove `labels`"
+                    .into(),
+            );
+        }
+        if !self.input.is_empty() {
+            return Err(
+                "`input`: a rate task renders `[rate] context` and `response`; remove `input`"
+                    .into(),
+            );
+        }
+        if !self.examples.is_empty() || self.examples_from.is_some() {
+            return Err("a rate task takes no few-shot examples yet".into());
+        }
+        if rate.min >= rate.max || rate.max - rate.min > 100 {
+            return Err(format!(
+                "`rate.min` must be below `rate.max`, at most 100 apart; got {}..{}",
+                rate.min, rate.max
+            ));
+        }
+        if !matches!(
+            self.calibration.method,
+            CalibrationMethod::None | CalibrationMethod::Auto
+        ) {
+            return Err("`calibration.method`: rate tasks keep the model's raw distribution over scores; only \"none\" or \"auto\" (which means none) apply".into());
         }
         if self.model.batch_tokens < 32 {
             return Err("`model.batch-tokens` must be at least 32".into());
@@ -640,6 +800,59 @@ tie-margin = 0.05
         assert_eq!(a.spec_hash(), b.spec_hash());
         b.compare.as_mut().unwrap().context = "{{ prompt }}".into();
         assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+
+    const RATE: &str = r#"
+name = "rating"
+type = "rate"
+
+[rate]
+context = "{{ prompt }}"
+response = "{{ answer }}"
+"#;
+
+    #[test]
+    fn rate_task_parses_with_a_one_to_ten_scale() {
+        let spec = TaskSpec::from_toml_str(RATE).unwrap();
+        let rate = spec.rate.as_ref().unwrap();
+        assert_eq!(rate.scores().len(), 10);
+        assert_eq!(rate.scores()[9], "10");
+        assert_eq!(rate.ending(), "Rating=");
+        let err = TaskSpec::from_toml_str(&RATE.replace("response =", "respons ="))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("respons"), "{err}");
+        let err = TaskSpec::from_toml_str(&format!("{RATE}min = 5\nmax = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate.min"), "{err}");
+    }
+
+    #[test]
+    fn expected_rating_and_its_normalisation_by_hand() {
+        let spec = TaskSpec::from_toml_str(&format!("{RATE}min = 1\nmax = 5\n")).unwrap();
+        let rate = spec.rate.unwrap();
+        // 0.1·1 + 0.2·2 + 0.4·3 + 0.2·4 + 0.1·5 = 3.0, the middle of [1, 5] → 0.
+        let r = rate.rating(&[0.1, 0.2, 0.4, 0.2, 0.1]);
+        assert!((r.expected - 3.0).abs() < 1e-12 && r.normalised.abs() < 1e-12);
+        // 0.5·4 + 0.5·5 = 4.5 → (4.5 - 1) / 4 · 2 - 1 = 0.75.
+        let r = rate.rating(&[0.0, 0.0, 0.0, 0.5, 0.5]);
+        assert!((r.expected - 4.5).abs() < 1e-12 && (r.normalised - 0.75).abs() < 1e-12);
+        // All mass on the ends.
+        assert_eq!(rate.rating(&[1.0, 0.0, 0.0, 0.0, 0.0]).normalised, -1.0);
+        assert_eq!(rate.rating(&[0.0, 0.0, 0.0, 0.0, 1.0]).normalised, 1.0);
+    }
+
+    #[test]
+    fn compare_chain_of_thought_is_a_different_task_version() {
+        let a = TaskSpec::from_toml_str(COMPARE).unwrap();
+        let b = TaskSpec::from_toml_str(&format!("{COMPARE}chain-of-thought = true\n")).unwrap();
+        assert!(b.compare.as_ref().unwrap().chain_of_thought);
+        assert_eq!(b.compare.as_ref().unwrap().rationale_tokens, 64);
+        assert_ne!(a.spec_hash(), b.spec_hash());
+        // Tasks written before chain of thought existed keep their version.
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("chain-of-thought") && !json.contains("rationale-tokens"));
     }
 
     #[test]

@@ -58,3 +58,24 @@ fn example_tasks_parse() {
         );
     }
 }
+
+#[test]
+fn docs_rate_reference_parses() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/task-reference-rate.toml");
+    let spec = TaskSpec::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.kind, TaskKind::Rate);
+    assert!(spec.dataset.as_ref().unwrap().exists(), "dataset missing");
+    let rate = spec.rate.as_ref().unwrap();
+    assert_eq!((rate.min, rate.max), (1, 10));
+    assert_eq!(rate.ending(), "Rating=");
+    let prompts = assay_core::PromptBuilder::new(&spec).unwrap();
+    let row = serde_json::json!({"instruction": "Say hi", "input": "", "response1": "hi"});
+    let item = prompts.render_rated(row.as_object().unwrap()).unwrap();
+    let request = prompts.rate_request(&item);
+    assert_eq!(
+        request.branches[0].prompt.messages[1].content,
+        "Instruction - Say hi\nResponse - hi\nRating="
+    );
+    assert_eq!(request.branches[0].options.len(), 10);
+}

@@ -156,6 +156,76 @@ impl EmbeddedModel {
         EmbeddedScorer::new(self, prefix_probe, options)
     }
 
+    /// Greedy-decode up to `max_tokens` tokens after `prompt` (rendered in `format`), stopping at the model's
+    /// end-of-generation token; returns the text generated. Used for chain-of-thought rationales: deterministic,
+    /// so a resumed run or a re-run asks the same question with the same rationale.
+    pub fn generate(
+        &self,
+        prompt: &PromptSpec,
+        format: PromptFormat,
+        max_tokens: usize,
+        threads: usize,
+    ) -> Result<String> {
+        let backend = backend()?;
+        let rendered = self.render(prompt, self.effective_format(format))?;
+        let tokens = self.tokenize(&rendered);
+        let n_ctx_train = self.model.n_ctx_train() as usize;
+        if tokens.len() + max_tokens > n_ctx_train {
+            return Err(Error::Prompt(format!(
+                "the prompt takes {} tokens; with {max_tokens} to generate it exceeds the model's {n_ctx_train}-token context",
+                tokens.len()
+            )));
+        }
+        let batch_size = 512;
+        let n_ctx = ((tokens.len() + max_tokens + 1) as u32).next_multiple_of(256);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(batch_size as u32)
+            .with_n_ubatch(batch_size as u32)
+            .with_flash_attention_policy(0)
+            .with_n_threads(threads as i32)
+            .with_n_threads_batch(threads as i32);
+        let mut ctx = self
+            .model
+            .new_context(backend, params)
+            .map_err(|e| Error::Backend(format!("creating context: {e}")))?;
+        let mut batch = LlamaBatch::new(batch_size, 1);
+        let n = tokens.len();
+        for (chunk_index, chunk) in tokens.chunks(batch_size).enumerate() {
+            batch.clear();
+            for (i, &t) in chunk.iter().enumerate() {
+                let pos = chunk_index * batch_size + i;
+                batch
+                    .add(LlamaToken(t), pos as i32, &[0], pos + 1 == n)
+                    .map_err(|e| Error::Backend(e.to_string()))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| Error::Backend(format!("decoding the prompt: {e}")))?;
+        }
+        let vocab = self.model.vocab();
+        let mut bytes = Vec::new();
+        for pos in n..n + max_tokens {
+            let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
+            let next = logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+                .map_or(0, |(i, _)| i as i32);
+            let token = LlamaToken(next);
+            if vocab.is_eog(token) {
+                break;
+            }
+            bytes.extend(vocab.token_to_piece(token, false, None));
+            batch.clear();
+            batch
+                .add(token, pos as i32, &[0], true)
+                .map_err(|e| Error::Backend(e.to_string()))?;
+            ctx.decode(&mut batch)
+                .map_err(|e| Error::Backend(format!("decode: {e}")))?;
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// Decode `tokens` tokens of filler text in batches of `batch` and report tokens per second: llama.cpp's own
     /// prompt-processing rate on this machine, the yardstick for the scorer's throughput.
     pub fn raw_prompt_rate(&self, tokens: usize, batch: usize, threads: usize) -> Result<f64> {

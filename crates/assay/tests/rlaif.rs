@@ -260,3 +260,109 @@ fn check_with_python_datasets(path: &Path, rows: usize) {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("ok {rows} rows")));
 }
+
+/// A `rate` task reads the model's distribution over the scores 1..=10 ("10" may be two tokens); the output keeps
+/// it with the expected score and its [-1, 1] normalisation, and the label is the most likely score.
+#[test]
+fn rate_task_keeps_the_score_distribution_and_expected_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("rate.toml");
+    std::fs::write(
+        &task,
+        "name = \"rate-test\"\ntype = \"rate\"\nguidelines = \"A good answer is correct.\"\n\n[rate]\ncontext = \"{{ question }}\"\nresponse = \"{{ a }}\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("rate.jsonl");
+    std::fs::write(
+        &data,
+        "{\"question\": \"What is the capital of France?\", \"a\": \"Paris.\"}\n{\"question\": \"How many legs does a spider have?\", \"a\": \"Six.\"}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("rated.jsonl");
+    ok(assay()
+        .args(["label", task.to_str().unwrap(), "--threads", "2", "--quiet"])
+        .arg("--input")
+        .arg(&data)
+        .arg("--output")
+        .arg(&out)
+        .arg("--store")
+        .arg(dir.path().join("store.db")));
+    let rows = read_jsonl(&out);
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let rating = &row["assay"]["rating"];
+        let dist = rating["distribution"].as_object().unwrap();
+        assert_eq!(dist.len(), 10, "{rating}");
+        let total: f64 = dist.values().map(|p| p.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        let expected: f64 = dist
+            .iter()
+            .map(|(s, p)| s.parse::<f64>().unwrap() * p.as_f64().unwrap())
+            .sum();
+        assert!((f(row, "/assay/rating/expected") - expected).abs() < 1e-9);
+        assert!(
+            (f(row, "/assay/rating/normalised") - ((expected - 1.0) / 9.0 * 2.0 - 1.0)).abs()
+                < 1e-9
+        );
+        let best = dist
+            .iter()
+            .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+            .unwrap()
+            .0;
+        assert_eq!(row["assay"]["label"], best.as_str(), "{rating}");
+        assert!(dist["10"].as_f64().unwrap() > 0.0);
+    }
+}
+
+/// Chain of thought: each order gets its own greedy rationale, stored with the annotation and in the output, and
+/// `assay eval` reads the CoT task's judgments like any other.
+#[test]
+fn compare_chain_of_thought_stores_a_rationale_for_both_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data) = fixture(dir.path());
+    let task = dir.path().join("cot.toml");
+    std::fs::write(
+        &task,
+        format!(
+            "{}chain-of-thought = true\nrationale-tokens = 16\n",
+            TASK.replace("pref-test", "pref-cot")
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("store.db");
+    let out = dir.path().join("cot.jsonl");
+    ok(assay()
+        .args([
+            "label",
+            task.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--quiet",
+            "--limit",
+            "1",
+        ])
+        .arg("--input")
+        .arg(&data)
+        .arg("--output")
+        .arg(&out)
+        .arg("--store")
+        .arg(&db));
+    let rows = read_jsonl(&out);
+    let preference = &rows[0]["assay"]["preference"];
+    for order in ["ab", "ba"] {
+        let rationale = preference["rationales"][order].as_str().unwrap_or_default();
+        assert!(!rationale.trim().is_empty(), "{preference}");
+    }
+    let soft = f(&rows[0], "/assay/preference/p_response_1");
+    assert!((0.0..=1.0).contains(&soft));
+    let stored = sql_count(
+        &db,
+        "SELECT count(*) FROM annotations WHERE json_extract(scores, '$.rationales[1]') <> ''",
+    );
+    assert_eq!(stored, 1);
+    let printed = ok(assay()
+        .args(["eval", task.to_str().unwrap(), "--human", "h1,h2"])
+        .arg("--store")
+        .arg(&db));
+    assert!(printed.contains("both orders (debiased)"), "{printed}");
+}

@@ -1,5 +1,6 @@
 //! Items/s and tokens/s of naive per-item, per-option scoring versus assay's cached prefix + token-trie batches,
-//! on the same inputs, next to llama.cpp's raw prompt-processing rate. Prints a Markdown table.
+//! on the same inputs, next to llama.cpp's raw prompt-processing rate. Prints a Markdown table. For a compare task
+//! an item is a pair judged in both orders, so the rates are pairs/s with and without prefix sharing.
 //!
 //! Usage: label-throughput MODEL.gguf TASK.toml INPUT ROWS THREADS [naive-rows]
 
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use assay_core::{PromptBuilder, TaskSpec};
+use assay_core::{PromptBuilder, TaskKind, TaskSpec};
 use assay_llm::embedded::{EmbeddedModel, ScorerOptions, Strategy};
 use assay_llm::Scorer;
 
@@ -27,16 +28,35 @@ fn main() -> anyhow::Result<()> {
 
     let model = EmbeddedModel::load(&model_path, "bench", "")?;
     let prompts = PromptBuilder::new(&spec)?;
-    let texts: Vec<String> = assay_io::open_dataset(&input)?
+    // Compare tasks: one item is a pair judged in both orders (two branches of one request); rate tasks: one
+    // response over every score; others: the `input` template.
+    let requests: Vec<_> = assay_io::open_dataset(&input)?
         .filter_map(Result::ok)
-        .filter_map(|r| prompts.render_input(&r.values).ok())
+        .filter_map(|r| match spec.kind {
+            TaskKind::Compare => prompts
+                .render_pair(&r.values)
+                .ok()
+                .map(|pair| prompts.compare_request(&pair)),
+            TaskKind::Rate => prompts
+                .render_rated(&r.values)
+                .ok()
+                .map(|item| prompts.rate_request(&item)),
+            TaskKind::Classify | TaskKind::MultiLabel => prompts
+                .render_input(&r.values)
+                .ok()
+                .map(|text| prompts.request(&text)),
+        })
         .take(rows)
         .collect();
-    anyhow::ensure!(!texts.is_empty(), "no rows in {}", input.display());
-    let requests: Vec<_> = texts.iter().map(|t| prompts.request(t)).collect();
+    anyhow::ensure!(!requests.is_empty(), "no rows in {}", input.display());
+    let unit = if spec.kind == TaskKind::Compare {
+        "pairs (both orders)"
+    } else {
+        "items"
+    };
 
     let raw = model.raw_prompt_rate(2048, spec.model.batch_tokens, threads)?;
-    println!("| task | strategy | threads | items | items/s | tokens evaluated | tokens/s | vs raw llama.cpp |");
+    println!("| task | strategy | threads | {unit} | {unit}/s | tokens evaluated | tokens/s | vs raw llama.cpp |");
     println!("|---|---|---|---|---|---|---|---|");
     println!("| - | raw llama.cpp prompt processing (2048 tokens, batch {}) | {threads} | - | - | 2048 | {raw:.0} | 1.00 |", spec.model.batch_tokens);
     let mut rates = Vec::new();
@@ -76,7 +96,7 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "speed-up of cached+batched over naive on {}: {:.1}x items/s",
+        "speed-up of cached+batched over naive on {}: {:.1}x {unit}/s",
         spec.name,
         rates[1] / rates[0]
     );

@@ -66,6 +66,9 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
             report.print(&spec.name, &judge, &args.human);
             serde_json::to_value(&report)?
         }
+        TaskKind::Rate => {
+            bail!("eval of rate tasks is not built yet; the output's `assay.rating` holds each expected score");
+        }
         TaskKind::Classify | TaskKind::MultiLabel => {
             if spec.kind == TaskKind::MultiLabel {
                 bail!("eval of multi-label tasks is not built yet; `assay label` prints their gold metrics");

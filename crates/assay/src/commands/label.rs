@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use assay_core::prompt::{PairText, ResolvedExample};
+use assay_core::prompt::{PairOrder, PairText, RatedText, ResolvedExample};
 use assay_core::task::ExampleLabel;
 use assay_core::{CalibrationMethod, PromptBuilder, Provenance, TaskKind, TaskSpec};
 use assay_llm::cache::ModelCache;
@@ -64,6 +64,8 @@ struct Item {
     text: String,
     /// Compare tasks: the context and both responses.
     pair: Option<PairText>,
+    /// Rate tasks: the context and the response.
+    rated: Option<RatedText>,
     /// Gold label indices (one for classify; for compare 0 = response 1, 1 = response 2, 2 = tie).
     gold: Option<Vec<usize>>,
 }
@@ -137,7 +139,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             Err(e) => row_errors.push((e.index, e.reason)),
             Ok(r) => match render_item(&spec, &prompts, &r.values) {
                 Err(e) => row_errors.push((r.index, e.to_string())),
-                Ok((text, pair)) => {
+                Ok((text, pair, rated)) => {
                     let gold = spec
                         .gold
                         .as_ref()
@@ -152,6 +154,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                         values: r.values,
                         text,
                         pair,
+                        rated,
                         gold,
                     });
                 }
@@ -229,7 +232,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     let mut scorer = model.scorer(&prompts.prefix_probe(), options)?;
     // Content-free inputs first, as their own call, so every run starts from the same state. Compare tasks have
     // none: judging both orders is their debiasing.
-    let content_free: Vec<_> = if spec.kind == TaskKind::Compare {
+    let content_free: Vec<_> = if matches!(spec.kind, TaskKind::Compare | TaskKind::Rate) {
         Vec::new()
     } else {
         spec.calibration
@@ -262,23 +265,53 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         if pending.is_empty() {
             continue;
         }
+        // Chain of thought: a greedy rationale per order first, then the judgment is scored after it.
+        let rationales: Vec<Option<[String; 2]>> = match spec.compare.as_ref() {
+            Some(compare) if compare.chain_of_thought => pending
+                .iter()
+                .map(|i| {
+                    let pair = i.pair.as_ref().expect("compare items have a pair");
+                    let generate = |order| {
+                        model.generate(
+                            &prompts.compare_rationale_prompt(pair, order),
+                            spec.model.prompt_format,
+                            compare.rationale_tokens,
+                            threads,
+                        )
+                    };
+                    Ok(Some([
+                        generate(PairOrder::Forward)?,
+                        generate(PairOrder::Swapped)?,
+                    ]))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            _ => vec![None; pending.len()],
+        };
         let requests: Vec<_> = pending
             .iter()
-            .map(|i| match &i.pair {
-                Some(pair) => prompts.compare_request(pair),
-                None => prompts.request(&i.text),
+            .zip(&rationales)
+            .map(|(i, rationales)| match (&i.pair, &i.rated, rationales) {
+                (Some(pair), _, Some(r)) => prompts.compare_request_with_rationales(pair, r),
+                (Some(pair), _, None) => prompts.compare_request(pair),
+                (None, Some(rated), _) => prompts.rate_request(rated),
+                (None, None, _) => prompts.request(&i.text),
             })
             .collect();
         let results = scorer.score(&requests)?;
         let mut annotations = Vec::new();
-        for (item, result) in pending.iter().zip(results) {
+        for ((item, result), rationales) in pending.iter().zip(results).zip(rationales) {
             match result {
                 Ok(scores) => {
                     let raw = units_from_scores(&scores);
                     let (value, confidence, distribution) = label_from_units(&spec, &raw);
+                    // Rationales are stored beside the log-probabilities (see `logprobs_of`).
+                    let scores = match rationales {
+                        Some(r) => json!({"logprobs": scores, "rationales": r}),
+                        None => json!(scores),
+                    };
                     annotations.push(NewAnnotation {
                         record_id: record_ids[&item.index],
-                        scores: json!(scores),
+                        scores,
                         value,
                         confidence: Some(confidence),
                         distribution,
@@ -309,7 +342,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter_map(|item| {
             let a = by_record.get(&record_ids[&item.index])?;
-            let scores: Vec<Vec<f64>> = serde_json::from_value(a.scores.clone()).ok()?;
+            let scores = logprobs_of(&a.scores)?;
             Some((item, units_from_scores(&scores), *a))
         })
         .collect();
@@ -379,6 +412,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                     distribution: distribution.clone(),
                 });
                 let judgment = compare_judgment(&spec, &units);
+                let rating = rating_json(&spec, &units);
                 calibrated_units.push(units);
                 let provenance = Provenance {
                     annotator_kind: assay_core::AnnotatorKind::Model,
@@ -394,6 +428,12 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                     json!({"label": value, "confidence": confidence, "distribution": distribution});
                 if let Some(judgment) = judgment {
                     assay["preference"] = judgment.to_json();
+                    if let Some(r) = rationales_of(&stored.scores) {
+                        assay["preference"]["rationales"] = json!({"ab": r[0], "ba": r[1]});
+                    }
+                }
+                if let Some(rating) = rating {
+                    assay["rating"] = rating;
                 }
                 assay["provenance"] = json!(provenance);
                 assay
@@ -416,7 +456,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     };
     assay_io::write_output(&output, &out_rows, &parquet)?;
 
-    let (before, after) = if spec.kind == TaskKind::Compare {
+    let (before, after) = if matches!(spec.kind, TaskKind::Compare | TaskKind::Rate) {
         (None, None)
     } else {
         gold_reports(&spec, &labeled, &calibrated_units, &eval)
@@ -566,6 +606,18 @@ fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
     if spec.kind == TaskKind::Compare {
         return preference_code(value?).map(|c| vec![c]);
     }
+    if let Some(rate) = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate) {
+        let text = match value? {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.trim().to_string(),
+            _ => return None,
+        };
+        return rate
+            .scores()
+            .iter()
+            .position(|s| *s == text)
+            .map(|i| vec![i]);
+    }
     let names: Vec<String> = match value? {
         Value::String(s) => ExampleLabel::One(s.clone()).names(spec.kind == TaskKind::MultiLabel),
         Value::Array(values) => values
@@ -580,7 +632,7 @@ fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
     match spec.kind {
         TaskKind::Classify => indices.filter(|i| i.len() == 1),
         TaskKind::MultiLabel => indices,
-        TaskKind::Compare => None,
+        TaskKind::Compare | TaskKind::Rate => None,
     }
 }
 
@@ -607,6 +659,7 @@ pub(crate) const TIE: usize = 2;
 fn outcome_names(spec: &TaskSpec) -> Vec<String> {
     match spec.kind {
         TaskKind::Compare => vec!["1".into(), "2".into(), "tie".into()],
+        TaskKind::Rate => spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default(),
         _ => spec.label_names().iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -623,18 +676,60 @@ pub(crate) fn task_identity(spec: &TaskSpec) -> anyhow::Result<(PromptBuilder, S
     Ok((prompts, prompt_hash, task_hash))
 }
 
-/// The text shown for a row (the context for compare) and, for compare tasks, the rendered pair.
+/// The text shown for a row (the context for compare, the response for rate) and, for compare and rate tasks, the
+/// rendered pair or rated response.
 fn render_item(
     spec: &TaskSpec,
     prompts: &PromptBuilder,
     values: &Map<String, Value>,
-) -> assay_core::Result<(String, Option<PairText>)> {
-    if spec.kind == TaskKind::Compare {
-        let pair = prompts.render_pair(values)?;
-        Ok((pair.context.clone(), Some(pair)))
-    } else {
-        Ok((prompts.render_input(values)?, None))
+) -> assay_core::Result<(String, Option<PairText>, Option<RatedText>)> {
+    match spec.kind {
+        TaskKind::Compare => {
+            let pair = prompts.render_pair(values)?;
+            Ok((pair.context.clone(), Some(pair), None))
+        }
+        TaskKind::Rate => {
+            let rated = prompts.render_rated(values)?;
+            Ok((rated.response.clone(), None, Some(rated)))
+        }
+        TaskKind::Classify | TaskKind::MultiLabel => {
+            Ok((prompts.render_input(values)?, None, None))
+        }
     }
+}
+
+/// The per-branch option log-probabilities of a stored annotation: a bare array, or (chain of thought) the
+/// `logprobs` of an object that also holds the `rationales`.
+pub(crate) fn logprobs_of(scores: &Value) -> Option<Vec<Vec<f64>>> {
+    let logprobs = match scores {
+        Value::Object(o) => o.get("logprobs")?,
+        other => other,
+    };
+    serde_json::from_value(logprobs.clone()).ok()
+}
+
+/// The chain-of-thought rationales (order AB, order BA) of a stored compare annotation, if it has them.
+pub(crate) fn rationales_of(scores: &Value) -> Option<[String; 2]> {
+    serde_json::from_value(scores.get("rationales")?.clone()).ok()
+}
+
+/// The `rating` object of a rate task's output: the expected score, it normalised to [-1, 1], and the
+/// distribution over the scores.
+fn rating_json(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<Value> {
+    let rate = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate)?;
+    let p = units.first()?;
+    let rating = rate.rating(p);
+    let distribution: Map<String, Value> = rate
+        .scores()
+        .into_iter()
+        .zip(p)
+        .map(|(s, p)| (s, json!(p)))
+        .collect();
+    Some(json!({
+        "expected": rating.expected,
+        "normalised": rating.normalised,
+        "distribution": distribution,
+    }))
 }
 
 /// One pair judged in both orders, position-debiased (Lee et al. 2023, section 2.1.1).
@@ -722,7 +817,7 @@ pub(crate) fn compare_judgment(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<Pa
 
 /// Raw log-probabilities (per order, per option) → the judgment; what `export` and `eval` read from the store.
 pub(crate) fn judgment_from_scores(spec: &TaskSpec, scores: &Value) -> Option<PairJudgment> {
-    let scores: Vec<Vec<f64>> = serde_json::from_value(scores.clone()).ok()?;
+    let scores = logprobs_of(scores)?;
     compare_judgment(spec, &units_from_scores(&scores))
 }
 
@@ -773,6 +868,17 @@ fn units_from_scores(scores: &[Vec<f64>]) -> Vec<Vec<f64>> {
 fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) {
     let names = spec.label_names();
     match spec.kind {
+        TaskKind::Rate => {
+            let scores = spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default();
+            let p = &units[0];
+            let best = argmax(p);
+            let distribution: Map<String, Value> = scores
+                .iter()
+                .zip(p)
+                .map(|(s, p)| (s.clone(), json!(p)))
+                .collect();
+            (json!(scores[best]), p[best], Value::Object(distribution))
+        }
         TaskKind::Classify => {
             let p = &units[0];
             let best = argmax(p);
@@ -869,6 +975,14 @@ impl Calibrator {
                     name: "none (both orders averaged)".into(),
                 })
             }
+            // A rating keeps the model's own distribution over the scores.
+            TaskKind::Rate => {
+                return Ok(Self {
+                    contextual: None,
+                    fitted: None,
+                    name: "none".into(),
+                })
+            }
         };
         let contextual = if matches!(
             method,
@@ -909,7 +1023,7 @@ impl Calibrator {
                     let gold_labels = item.gold.as_ref().expect("gold rows only");
                     dists.push(calibrator.apply_contextual(s, &units[s]));
                     gold.push(match spec.kind {
-                        TaskKind::Classify => gold_labels[0],
+                        TaskKind::Classify | TaskKind::Rate => gold_labels[0],
                         // yes = 0, no = 1
                         TaskKind::MultiLabel | TaskKind::Compare => {
                             usize::from(!gold_labels.contains(&s))
@@ -973,7 +1087,7 @@ fn gold_reports(
             let units = units_of(i);
             let gold_labels = labeled[i].0.gold.as_ref().expect("gold rows only");
             match spec.kind {
-                TaskKind::Classify => {
+                TaskKind::Classify | TaskKind::Rate => {
                     let best = argmax(&units[0]);
                     predicted.push(best);
                     confidence.push(units[0][best]);
