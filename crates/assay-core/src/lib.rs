@@ -23,7 +23,8 @@ pub use error::{Error, Result};
 pub use prompt::{ChatMessage, PromptBuilder, PromptSpec, Role, ScoreBranch, ScoreRequest};
 pub use provenance::{AnnotatorKind, Provenance};
 pub use task::{
-    CalibrationMethod, LabelSpec, ModelSpec, PromptFormat, RateSpec, Rating, TaskKind, TaskSpec,
+    CalibrationMethod, ChatTemplate, LabelSpec, ModelSpec, PromptFormat, RateSpec, Rating,
+    ServedScoring, TaskKind, TaskSpec,
 };
 
 /// Hex SHA-256 of some bytes: the identity of prompts, task specs and model files.

@@ -411,6 +411,156 @@ pub struct ModelSpec {
     /// Tokens evaluated per llama.cpp batch; items are packed into batches up to this size.
     #[serde(default = "default_batch_tokens")]
     pub batch_tokens: usize,
+    /// Base URL of an OpenAI-compatible server (`http://127.0.0.1:8080/v1`); when set, `name` is the model name
+    /// that server knows and nothing runs in-process. (Every served key below is left out of the serialised spec
+    /// when unset, so tasks written before served models existed keep their version hash.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Name of the environment variable holding the API key (the key itself is never written in a task file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// How a served model's answer is read: `auto` (default: the best the server supports), `prompt-logprobs`,
+    /// `first-token` or `generate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<ServedScoring>,
+    /// How assay lays out the chat as text for `/v1/completions` (`chatml` or `completion`). Without it a served
+    /// chat task is sent as messages to `/v1/chat/completions` and the server applies its own template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<ChatTemplate>,
+    /// Alternatives asked for per answer token in `first-token` scoring (OpenAI allows at most 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// Requests in flight at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Most requests started per minute (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Most tokens (prompt and answer, as estimated before sending) per minute (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    /// Seconds one request may take before it is abandoned and retried (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// Retries of a request after 429, 5xx, a timeout or a dropped connection (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// USD per million input tokens (default: the shipped price table for known models, else 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_input: Option<f64>,
+    /// USD per million output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_output: Option<f64>,
+}
+
+/// How a served model's answer becomes label log-probabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServedScoring {
+    /// The best the server supports, probed at the start of a run.
+    #[default]
+    Auto,
+    /// `/v1/completions` with `echo` + `logprobs`: the log-probability of every option's full token sequence after
+    /// the prompt, exactly as the embedded backend scores.
+    PromptLogprobs,
+    /// `logprobs` + `top_logprobs` of the first answer token; exact only when the options' first tokens differ.
+    FirstToken,
+    /// The generated answer only; no confidence.
+    Generate,
+}
+
+impl ServedScoring {
+    /// The name used in task files and run summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServedScoring::Auto => "auto",
+            ServedScoring::PromptLogprobs => "prompt-logprobs",
+            ServedScoring::FirstToken => "first-token",
+            ServedScoring::Generate => "generate",
+        }
+    }
+}
+
+/// Text layouts assay renders itself for `/v1/completions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChatTemplate {
+    /// `<|im_start|>role\ncontent<|im_end|>\n` turns, then `<|im_start|>assistant\n` (SmolLM2, Qwen, ...).
+    Chatml,
+    /// The plain `Input:`/`Answer:` layout of `prompt-format = "completion"`.
+    Completion,
+}
+
+impl ModelSpec {
+    /// Whether the model is served over HTTP rather than run in-process.
+    pub fn is_served(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let Some(endpoint) = &self.endpoint else {
+            let served = [
+                ("api-key-env", self.api_key_env.is_some()),
+                ("scoring", self.scoring.is_some()),
+                ("chat-template", self.chat_template.is_some()),
+                ("top-logprobs", self.top_logprobs.is_some()),
+                ("concurrency", self.concurrency.is_some()),
+                ("requests-per-minute", self.requests_per_minute.is_some()),
+                ("tokens-per-minute", self.tokens_per_minute.is_some()),
+                ("timeout-seconds", self.timeout_seconds.is_some()),
+                ("max-retries", self.max_retries.is_some()),
+            ];
+            if let Some((key, _)) = served.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "`model.{key}` is for served models; set `model.endpoint` too"
+                ));
+            }
+            return Ok(());
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(format!(
+                "`model.endpoint` must be an http:// or https:// URL, got `{endpoint}`"
+            ));
+        }
+        if self.path.is_some() {
+            return Err("`model.path` and `model.endpoint` exclude each other".into());
+        }
+        if self.concurrency == Some(0) {
+            return Err("`model.concurrency` must be at least 1".into());
+        }
+        if self.top_logprobs.is_some_and(|k| !(1..=100).contains(&k)) {
+            return Err("`model.top-logprobs` must be in 1..=100".into());
+        }
+        if self.timeout_seconds.is_some_and(|t| !(t > 0.0)) {
+            return Err("`model.timeout-seconds` must be positive".into());
+        }
+        if [self.price_input, self.price_output]
+            .iter()
+            .flatten()
+            .any(|p| !(*p >= 0.0))
+        {
+            return Err("`model.price-input` and `model.price-output` must be at least 0".into());
+        }
+        Ok(())
+    }
+
+    /// The same settings without those that cannot change a label (where the server is, how hard it is driven,
+    /// what it costs): what the task version hashes.
+    fn labeling_identity(&self) -> Self {
+        Self {
+            threads: None,
+            endpoint: None,
+            api_key_env: None,
+            concurrency: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            timeout_seconds: None,
+            max_retries: None,
+            price_input: None,
+            price_output: None,
+            ..self.clone()
+        }
+    }
 }
 
 fn default_model_name() -> String {
@@ -429,6 +579,18 @@ impl Default for ModelSpec {
             prompt_format: PromptFormat::default(),
             threads: None,
             batch_tokens: default_batch_tokens(),
+            endpoint: None,
+            api_key_env: None,
+            scoring: None,
+            chat_template: None,
+            top_logprobs: None,
+            concurrency: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            timeout_seconds: None,
+            max_retries: None,
+            price_input: None,
+            price_output: None,
         }
     }
 }
@@ -522,10 +684,12 @@ impl TaskSpec {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        spec.validate().map_err(|message| Error::TaskInvalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        spec.validate()
+            .and_then(|()| spec.model.validate())
+            .map_err(|message| Error::TaskInvalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(spec)
     }
 
@@ -695,7 +859,7 @@ impl TaskSpec {
         // Where input and output live does not change any label.
         canonical.dataset = None;
         canonical.output = None;
-        canonical.model.threads = None;
+        canonical.model = canonical.model.labeling_identity();
         // Calibration is applied after scoring, to the stored raw scores: changing it must not re-score anything.
         canonical.calibration = CalibrationSpec::default();
         // So is the tie margin of a compare task.
@@ -853,6 +1017,57 @@ response = "{{ answer }}"
         // Tasks written before chain of thought existed keep their version.
         let json = serde_json::to_string(&a).unwrap();
         assert!(!json.contains("chain-of-thought") && !json.contains("rationale-tokens"));
+    }
+
+    #[test]
+    fn served_reference_parses_and_its_driving_keys_keep_the_version() {
+        let text = include_str!("../../../docs/task-reference-served.toml");
+        let spec = TaskSpec::from_toml_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let model = &spec.model;
+        assert!(model.is_served());
+        assert_eq!(model.endpoint.as_deref(), Some("http://127.0.0.1:8080/v1"));
+        assert_eq!(model.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(model.scoring, Some(ServedScoring::Auto));
+        assert_eq!(model.chat_template, Some(ChatTemplate::Chatml));
+        assert_eq!(model.concurrency, Some(8));
+        assert_eq!(model.price_output, Some(0.6));
+        let mut b = spec.clone();
+        b.model.endpoint = Some("http://10.0.0.1:9000/v1".into());
+        b.model.concurrency = Some(64);
+        b.model.price_input = Some(9.0);
+        assert_eq!(spec.spec_hash(), b.spec_hash());
+        b.model.scoring = Some(ServedScoring::FirstToken);
+        assert_ne!(spec.spec_hash(), b.spec_hash());
+    }
+
+    #[test]
+    fn served_keys_without_an_endpoint_or_with_a_path_are_errors() {
+        let err = TaskSpec::from_toml_str(&format!("{MINIMAL}\n[model]\nconcurrency = 4\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.concurrency") && err.contains("endpoint"),
+            "{err}"
+        );
+        let err = TaskSpec::from_toml_str(&format!(
+            "{MINIMAL}\n[model]\nendpoint = \"http://x/v1\"\npath = \"m.gguf\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("exclude"), "{err}");
+        let err = TaskSpec::from_toml_str(&format!(
+            "{MINIMAL}\n[model]\nendpoint = \"localhost:8080\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("http://"), "{err}");
+        // An embedded task's version is what it was before served models existed.
+        let spec = TaskSpec::from_toml_str(MINIMAL).unwrap();
+        let json = serde_json::to_string(&spec.model).unwrap();
+        assert!(
+            !json.contains("endpoint") && !json.contains("scoring"),
+            "{json}"
+        );
     }
 
     #[test]
