@@ -3,6 +3,8 @@
 
 CARGO ?= cargo
 ASSAY = $(CARGO) run -q -p assay --
+# The PostgreSQL server the tests use (scripts/test-postgres.sh starts it on loopback with this password).
+export ASSAY_TEST_POSTGRES ?= postgres://postgres:assay@127.0.0.1:5432/postgres
 
 .PHONY: deps demo test lint bench fetch-model
 
@@ -17,6 +19,7 @@ demo: deps fetch-model
 	$(ASSAY) label examples/sms-spam/task.toml
 
 test: deps
+	bash scripts/test-postgres.sh
 	$(CARGO) test --workspace --no-fail-fast
 
 lint:

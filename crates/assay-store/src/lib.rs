@@ -11,19 +11,22 @@
 //! # Ok(()) }
 //! ```
 
+pub mod testing;
+
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The store URL is not one assay understands.
-    #[error("unsupported store URL `{0}` (use sqlite://PATH, a file path, or sqlite::memory:)")]
+    #[error(
+        "unsupported store URL `{0}` (use sqlite://PATH, a file path, sqlite::memory:, or postgres://USER:PASSWORD@HOST/DB)"
+    )]
     UnsupportedUrl(String),
     /// The database refused or failed an operation (full disk, locked file, I/O).
     #[error("database error: {0}")]
@@ -181,42 +184,74 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A local SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server, for teams and many workers.
+    Postgres,
+}
+
 /// The store.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
+/// Rows per multi-row `INSERT`: few enough to stay far below both engines' limits on bound parameters.
+const INSERT_BATCH_ROWS: usize = 500;
+
 impl Store {
-    /// Open (creating if needed) the store at `url`: `sqlite://PATH`, `sqlite:PATH`, a plain file path, or
-    /// `sqlite::memory:`. Applies pending migrations.
+    /// Open (creating if needed) the store at `url` and apply pending migrations.
+    ///
+    /// SQLite: `sqlite://PATH`, `sqlite:PATH`, a plain file path, or `sqlite::memory:`. PostgreSQL:
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or `postgresql://`); the database must exist.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = if url == "sqlite::memory:" {
-            SqliteConnectOptions::from_str(url)?
-        } else if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            SqliteConnectOptions::new().filename(path)
-        } else if url.contains("://") {
-            return Err(Error::UnsupportedUrl(url.to_string()));
-        } else {
-            SqliteConnectOptions::new().filename(url)
+        sqlx::any::install_default_drivers();
+        let (backend, connect_url) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (Backend::Postgres, url.to_string())
+            } else if url == "sqlite::memory:" {
+                (Backend::Sqlite, url.to_string())
+            } else if let Some(path) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                (Backend::Sqlite, sqlite_url(path))
+            } else if url.contains("://") {
+                return Err(Error::UnsupportedUrl(url.to_string()));
+            } else {
+                (Backend::Sqlite, sqlite_url(url))
+            };
+        let pool = match backend {
+            Backend::Sqlite => {
+                let max_connections = if url == "sqlite::memory:" { 1 } else { 4 };
+                AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
+                    .connect(&connect_url)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(&connect_url)
+                    .await?
+            }
         };
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit that returned is on disk, not only in the OS cache.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let max_connections = if url == "sqlite::memory:" { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The dataset with this content hash, created if new.
@@ -228,7 +263,7 @@ impl Store {
         format: &str,
     ) -> Result<DatasetId> {
         sqlx::query(
-            "INSERT INTO datasets (name, source, sha256, format, created_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO datasets (name, source, sha256, format, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (sha256) DO NOTHING",
         )
         .bind(name)
@@ -238,7 +273,7 @@ impl Store {
         .bind(now())
         .execute(&self.pool)
         .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM datasets WHERE sha256 = ?")
+        let id: i64 = sqlx::query_scalar("SELECT id FROM datasets WHERE sha256 = $1")
             .bind(sha256)
             .fetch_one(&self.pool)
             .await?;
@@ -246,30 +281,40 @@ impl Store {
     }
 
     /// Add records (row index, JSON data) to a dataset in one transaction; rows already present are left alone.
+    /// Returns how many were new.
     pub async fn insert_records(
         &self,
         dataset_id: DatasetId,
         rows: &[(u64, String)],
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        for (index, data) in rows {
-            sqlx::query(
-                "INSERT INTO records (dataset_id, row_index, data) VALUES (?, ?, ?)
-                 ON CONFLICT (dataset_id, row_index) DO NOTHING",
-            )
-            .bind(dataset_id)
-            .bind(*index as i64)
-            .bind(data)
-            .execute(&mut *tx)
-            .await?;
+        let mut inserted = 0;
+        for batch in rows.chunks(INSERT_BATCH_ROWS) {
+            let mut sql = String::from("INSERT INTO records (dataset_id, row_index, data) VALUES ");
+            for i in 0..batch.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let p = 3 * i;
+                sql.push_str(&format!("(${}, ${}, ${})", p + 1, p + 2, p + 3));
+            }
+            sql.push_str(" ON CONFLICT (dataset_id, row_index) DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for (index, data) in batch {
+                query = query
+                    .bind(dataset_id)
+                    .bind(*index as i64)
+                    .bind(data.as_str());
+            }
+            inserted += query.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        Ok(())
+        Ok(inserted)
     }
 
     /// Record ids of a dataset by row index.
     pub async fn record_ids(&self, dataset_id: DatasetId) -> Result<HashMap<u64, RecordId>> {
-        let rows = sqlx::query("SELECT id, row_index FROM records WHERE dataset_id = ?")
+        let rows = sqlx::query("SELECT id, row_index FROM records WHERE dataset_id = $1")
             .bind(dataset_id)
             .fetch_all(&self.pool)
             .await?;
@@ -288,7 +333,7 @@ impl Store {
         spec_json: &str,
     ) -> Result<TaskId> {
         sqlx::query(
-            "INSERT INTO tasks (name, kind, spec_hash, spec, created_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO tasks (name, kind, spec_hash, spec, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (name, spec_hash) DO NOTHING",
         )
         .bind(name)
@@ -298,7 +343,7 @@ impl Store {
         .bind(now())
         .execute(&self.pool)
         .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM tasks WHERE name = ? AND spec_hash = ?")
+        let id: i64 = sqlx::query_scalar("SELECT id FROM tasks WHERE name = $1 AND spec_hash = $2")
             .bind(name)
             .bind(spec_hash)
             .fetch_one(&self.pool)
@@ -311,7 +356,7 @@ impl Store {
         let id = uuid_v7();
         sqlx::query(
             "INSERT INTO runs (id, task_id, dataset_id, annotator, model_sha256, prompt_hash, started_at, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running')",
         )
         .bind(&id)
         .bind(run.task_id)
@@ -332,7 +377,7 @@ impl Store {
         status: &str,
         summary: &serde_json::Value,
     ) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, summary = $3 WHERE id = $4")
             .bind(status)
             .bind(now())
             .bind(summary.to_string())
@@ -350,7 +395,7 @@ impl Store {
         annotator: &str,
     ) -> Result<HashSet<RecordId>> {
         let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT record_id FROM annotations WHERE task_id = ? AND annotator_kind = ? AND annotator = ?",
+            "SELECT record_id FROM annotations WHERE task_id = $1 AND annotator_kind = $2 AND annotator = $3",
         )
         .bind(task_id)
         .bind(annotator_kind)
@@ -375,7 +420,7 @@ impl Store {
             let result = sqlx::query(
                 "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
                      prompt_hash, scores, value, confidence, distribution, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING",
             )
             .bind(source.task_id)
@@ -394,7 +439,7 @@ impl Store {
             .await?;
             inserted += result.rows_affected();
         }
-        sqlx::query("UPDATE runs SET items_scored = items_scored + ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET items_scored = items_scored + $1 WHERE id = $2")
             .bind(inserted as i64)
             .bind(&source.run_id)
             .execute(&mut *tx)
@@ -413,7 +458,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT a.id, a.record_id, r.row_index, a.run_id, a.scores, a.created_at
              FROM annotations a JOIN records r ON r.id = a.record_id
-             WHERE a.task_id = ? AND a.annotator_kind = ? AND a.annotator = ?
+             WHERE a.task_id = $1 AND a.annotator_kind = $2 AND a.annotator = $3
              ORDER BY r.row_index",
         )
         .bind(task_id)
@@ -444,7 +489,7 @@ impl Store {
     /// The task version with this name and spec hash, if it was ever labeled.
     pub async fn find_task(&self, name: &str, spec_hash: &str) -> Result<Option<TaskId>> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM tasks WHERE name = ? AND spec_hash = ?")
+            sqlx::query_scalar("SELECT id FROM tasks WHERE name = $1 AND spec_hash = $2")
                 .bind(name)
                 .bind(spec_hash)
                 .fetch_optional(&self.pool)
@@ -458,7 +503,7 @@ impl Store {
             "SELECT r.dataset_id, r.row_index, r.data, a.annotator_kind, a.annotator, a.model_sha256,
                     a.prompt_hash, a.run_id, a.scores, a.value, a.confidence, a.distribution, a.created_at
              FROM annotations a JOIN records r ON r.id = a.record_id
-             WHERE a.task_id = ?
+             WHERE a.task_id = $1
              ORDER BY r.dataset_id, r.row_index, a.annotator_kind, a.annotator",
         )
         .bind(task_id)
@@ -497,7 +542,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for l in labels {
             sqlx::query(
-                "UPDATE annotations SET value = ?, confidence = ?, distribution = ? WHERE id = ?",
+                "UPDATE annotations SET value = $1, confidence = $2, distribution = $3 WHERE id = $4",
             )
             .bind(l.value.to_string())
             .bind(l.confidence)
@@ -514,14 +559,14 @@ impl Store {
     pub async fn record_row_errors(&self, run_id: &str, errors: &[(u64, String)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (index, reason) in errors {
-            sqlx::query("INSERT INTO row_errors (run_id, row_index, reason) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO row_errors (run_id, row_index, reason) VALUES ($1, $2, $3)")
                 .bind(run_id)
                 .bind(*index as i64)
                 .bind(reason)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE runs SET rows_skipped = rows_skipped + ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET rows_skipped = rows_skipped + $1 WHERE id = $2")
             .bind(errors.len() as i64)
             .bind(run_id)
             .execute(&mut *tx)
@@ -536,7 +581,7 @@ impl Store {
             "SELECT r.id, t.name, d.name, r.annotator, r.started_at, r.finished_at, r.status, r.items_scored,
                     r.rows_skipped
              FROM runs r JOIN tasks t ON t.id = r.task_id JOIN datasets d ON d.id = r.dataset_id
-             ORDER BY r.started_at DESC, r.id DESC LIMIT ?",
+             ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -558,6 +603,23 @@ impl Store {
     }
 }
 
+/// Settings every SQLite connection gets. WAL: readers never wait for the writer. FULL: a commit that returned is on
+/// disk, not only in the OS cache.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    conn.execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 30000;",
+    )
+    .await?;
+    Ok(())
+}
+
+/// A SQLite URL for a file path that creates the file if missing.
+fn sqlite_url(path: &str) -> String {
+    format!("sqlite://{path}?mode=rwc")
+}
+
 /// A time-ordered UUID, so run ids sort by start time.
 fn uuid_v7() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -567,30 +629,36 @@ fn uuid_v7() -> String {
 mod tests {
     use super::*;
 
-    async fn fresh() -> (tempfile::TempDir, Store) {
+    #[tokio::test]
+    async fn annotations_are_written_once_per_record_and_survive_reopening_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
-            .await
-            .unwrap();
-        (dir, store)
+        let url = dir.path().join("t.db").to_str().unwrap().to_string();
+        annotations_are_written_once_per_record_and_survive_reopening(&url).await;
     }
 
     #[tokio::test]
-    async fn annotations_are_written_once_per_record_and_survive_reopening() {
-        let (dir, store) = fresh().await;
+    async fn annotations_are_written_once_per_record_and_survive_reopening_postgres() {
+        let url = testing::fresh_postgres_database().await;
+        annotations_are_written_once_per_record_and_survive_reopening(&url).await;
+    }
+
+    async fn annotations_are_written_once_per_record_and_survive_reopening(url: &str) {
+        let store = Store::open(url).await.unwrap();
         let dataset = store.dataset("d", "d.csv", "abc", "csv").await.unwrap();
         assert_eq!(
             store.dataset("d", "d.csv", "abc", "csv").await.unwrap(),
             dataset
         );
-        store
+        let new = store
             .insert_records(dataset, &[(0, "{}".into()), (1, "{}".into())])
             .await
             .unwrap();
-        store
+        assert_eq!(new, 2);
+        let new = store
             .insert_records(dataset, &[(1, "{}".into())])
             .await
             .unwrap();
+        assert_eq!(new, 0);
         let ids = store.record_ids(dataset).await.unwrap();
         assert_eq!(ids.len(), 2);
         let task = store.task("t", "classify", "h", "{}").await.unwrap();
@@ -629,9 +697,7 @@ mod tests {
         assert_eq!(store.insert_annotations(&source, &[a]).await.unwrap(), 0);
         drop(store);
 
-        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
-            .await
-            .unwrap();
+        let store = Store::open(url).await.unwrap();
         let done = store.annotated_records(task, "model", "m").await.unwrap();
         assert_eq!(done, HashSet::from([ids[&0]]));
         let stored = store.annotations(task, "model", "m").await.unwrap();
@@ -648,6 +714,26 @@ mod tests {
         let runs = store.runs(10).await.unwrap();
         assert_eq!(runs[0].items_scored, 1);
         assert_eq!(runs[0].status, "running");
+    }
+
+    #[tokio::test]
+    async fn many_records_insert_in_batches_on_both_engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = dir.path().join("t.db").to_str().unwrap().to_string();
+        let postgres = testing::fresh_postgres_database().await;
+        for url in [sqlite, postgres] {
+            let store = Store::open(&url).await.unwrap();
+            let dataset = store.dataset("d", "d.jsonl", "h", "jsonl").await.unwrap();
+            let rows: Vec<(u64, String)> =
+                (0..1234).map(|i| (i, format!("{{\"i\":{i}}}"))).collect();
+            assert_eq!(store.insert_records(dataset, &rows).await.unwrap(), 1234);
+            assert_eq!(
+                store.insert_records(dataset, &rows[1000..]).await.unwrap(),
+                0
+            );
+            let ids = store.record_ids(dataset).await.unwrap();
+            assert_eq!(ids.len(), 1234, "{url}");
+        }
     }
 
     #[tokio::test]
