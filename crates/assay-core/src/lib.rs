@@ -17,11 +17,13 @@
 mod error;
 pub mod prompt;
 pub mod provenance;
+pub mod review;
 pub mod task;
 
 pub use error::{Error, Result};
 pub use prompt::{ChatMessage, PromptBuilder, PromptSpec, Role, ScoreBranch, ScoreRequest};
 pub use provenance::{AnnotatorKind, Provenance};
+pub use review::{ReviewSpec, RouteReason};
 pub use task::{
     CalibrationMethod, ChatTemplate, LabelSpec, ModelSpec, PromptFormat, RateSpec, Rating,
     ServedScoring, TaskKind, TaskSpec,

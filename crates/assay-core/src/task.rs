@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::review::ReviewSpec;
 use crate::{Error, Result};
 
 /// The name of the model used when a task names none.
@@ -62,6 +63,9 @@ pub struct TaskSpec {
     /// Direct rating settings (`type = "rate"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateSpec>,
+    /// Which items go to people (`assay serve`), how many answer each, who may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewSpec>,
 }
 
 /// The kinds of task assay knows.
@@ -686,6 +690,7 @@ impl TaskSpec {
         })?;
         spec.validate()
             .and_then(|()| spec.model.validate())
+            .and_then(|()| spec.review.as_ref().map_or(Ok(()), ReviewSpec::validate))
             .map_err(|message| Error::TaskInvalid {
                 path: path.to_path_buf(),
                 message,
@@ -862,6 +867,8 @@ impl TaskSpec {
         canonical.model = canonical.model.labeling_identity();
         // Calibration is applied after scoring, to the stored raw scores: changing it must not re-score anything.
         canonical.calibration = CalibrationSpec::default();
+        // Who reviews which items changes no machine label.
+        canonical.review = None;
         // So is the tie margin of a compare task.
         if let Some(compare) = canonical.compare.as_mut() {
             compare.tie_margin = 0.0;

@@ -11,7 +11,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod review;
 pub mod testing;
+
+pub use review::{
+    Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer, ImportedLabel, Project,
+    ProjectId, Refusal, ReviewWriter, RouteSummary,
+};
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -34,6 +40,12 @@ pub enum Error {
     /// Applying the schema failed.
     #[error("applying migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The request does not fit the stored state (a project that reviews another dataset, a missing project).
+    #[error("{0}")]
+    Invalid(String),
+    /// A group of review writes failed together; none of them was saved.
+    #[error("database error (nothing in this batch was saved): {0}")]
+    Batch(String),
     /// A row the store wrote itself does not parse back: a bug in assay, please report it.
     #[error("internal error (please report): {0}")]
     Internal(String),
