@@ -535,13 +535,13 @@ impl ModelSpec {
         if self.top_logprobs.is_some_and(|k| !(1..=100).contains(&k)) {
             return Err("`model.top-logprobs` must be in 1..=100".into());
         }
-        if self.timeout_seconds.is_some_and(|t| !(t > 0.0)) {
+        if self.timeout_seconds.is_some_and(|t| t.is_nan() || t <= 0.0) {
             return Err("`model.timeout-seconds` must be positive".into());
         }
         if [self.price_input, self.price_output]
             .iter()
             .flatten()
-            .any(|p| !(*p >= 0.0))
+            .any(|p| p.is_nan() || *p < 0.0)
         {
             return Err("`model.price-input` and `model.price-output` must be at least 0".into());
         }

@@ -2,7 +2,8 @@
 //!
 //! A [`Scorer`] returns, for each item, the log-probability of every option's full token sequence after the
 //! item's prompt; callers normalise over the label set. The embedded backend ([`embedded`]) runs a GGUF model
-//! in-process with llama.cpp; [`cache`] fetches and records model files.
+//! in-process with llama.cpp; [`openai`] scores through an OpenAI-compatible server over HTTP, keeping every
+//! answer in a cache; [`cache`] fetches and records model files.
 //!
 //! ```no_run
 //! use assay_core::{PromptBuilder, PromptFormat, TaskSpec};
@@ -19,6 +20,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod openai;
 pub mod trie;
 
 use std::path::PathBuf;
@@ -38,6 +40,9 @@ pub enum Error {
     /// The prompt cannot be laid out for this model.
     #[error("prompt: {0}")]
     Prompt(String),
+    /// The served-model settings do not work together.
+    #[error("served model: {0}")]
+    Served(String),
     /// `pip download` failed.
     #[error("fetching {requirement}: {message}")]
     Fetch {
@@ -59,6 +64,12 @@ pub enum Error {
     /// llama.cpp failed while evaluating.
     #[error("llama.cpp: {0}")]
     Backend(String),
+    /// A served model's endpoint kept failing (down, overloaded, unreachable).
+    #[error("model endpoint {url}: {message}")]
+    Endpoint { url: String, message: String },
+    /// The response cache could not be read or written.
+    #[error("response cache: {0}")]
+    Cache(String),
 }
 
 /// Result with this crate's [`Error`].

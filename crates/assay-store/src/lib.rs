@@ -11,12 +11,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod responses;
 pub mod review;
 pub mod testing;
 
 pub use review::{
-    Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer, ImportedLabel, Project,
-    ProjectId, Refusal, ReviewWriter, RouteSummary,
+    Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer,
+    ImportedLabel, Project, ProjectId, Refusal, ReviewWriter, RouteSummary,
 };
 
 use std::collections::{HashMap, HashSet};

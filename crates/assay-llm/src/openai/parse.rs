@@ -1,0 +1,347 @@
+//! Laying out prompts as text for `/v1/completions`, and reading option log-probabilities out of answers.
+
+use assay_core::{ChatTemplate, PromptSpec};
+use serde_json::Value;
+
+/// Log-probability given to an option the answer gives no evidence for in `generate` scoring: the generated
+/// label gets 0, the others this (a stand-in for -inf, which JSON cannot hold).
+pub const NOT_GENERATED: f64 = -100.0;
+
+/// The prompt as text in `template`, ending where the answer starts.
+pub fn render(prompt: &PromptSpec, template: ChatTemplate) -> String {
+    match template {
+        ChatTemplate::Completion => prompt.render_completion(),
+        ChatTemplate::Chatml => {
+            let mut text = String::new();
+            for m in &prompt.messages {
+                text.push_str("<|im_start|>");
+                text.push_str(m.role.as_str());
+                text.push('\n');
+                text.push_str(&m.content);
+                text.push_str("<|im_end|>\n");
+            }
+            text.push_str("<|im_start|>assistant\n");
+            text
+        }
+    }
+}
+
+/// What goes between the prompt and an option: a space after the completion layout's `Answer:`, nothing after a
+/// chat template's opened assistant turn (as the embedded backend does).
+pub fn separator(template: ChatTemplate) -> &'static str {
+    match template {
+        ChatTemplate::Completion => " ",
+        ChatTemplate::Chatml => "",
+    }
+}
+
+/// The log-probability of the option's tokens in an echoed `/v1/completions` answer whose prompt was
+/// `prompt_chars` characters of prompt followed by `option_chars` characters of option (Unicode scalar values,
+/// as the servers count `text_offset`). A token that straddles the boundary (the option merged with the
+/// prompt's end) counts, as in the embedded backend; the generated token after the option does not.
+pub fn echoed_option_logprob(
+    answer: &Value,
+    prompt_chars: usize,
+    option_chars: usize,
+) -> Result<f64, String> {
+    let logprobs = answer
+        .pointer("/choices/0/logprobs")
+        .filter(|v| !v.is_null())
+        .ok_or("the answer has no logprobs (does the server support echo + logprobs?)")?;
+    let token_logprobs = logprobs
+        .get("token_logprobs")
+        .and_then(Value::as_array)
+        .ok_or("the answer's logprobs have no token_logprobs")?;
+    let offsets: Vec<usize> = match logprobs.get("text_offset").and_then(Value::as_array) {
+        Some(o) => o
+            .iter()
+            .map(|x| x.as_u64().map(|x| x as usize))
+            .collect::<Option<_>>()
+            .ok_or("text_offset holds a non-integer")?,
+        None => {
+            // Offsets from the token texts.
+            let tokens = logprobs
+                .get("tokens")
+                .and_then(Value::as_array)
+                .ok_or("the answer's logprobs have neither text_offset nor tokens")?;
+            let mut at = 0;
+            tokens
+                .iter()
+                .map(|t| {
+                    let start = at;
+                    at += t.as_str().map_or(0, |s| s.chars().count());
+                    start
+                })
+                .collect()
+        }
+    };
+    if offsets.len() != token_logprobs.len() {
+        return Err("text_offset and token_logprobs differ in length".into());
+    }
+    let end = prompt_chars + option_chars;
+    let mut total = 0.0;
+    let mut counted = 0;
+    for (i, &start) in offsets.iter().enumerate() {
+        let stop = offsets.get(i + 1).copied().unwrap_or(usize::MAX);
+        // Tokens ending inside the prompt, or starting at or after the option's end, are not the option's.
+        if stop <= prompt_chars || start >= end {
+            continue;
+        }
+        let lp = token_logprobs[i]
+            .as_f64()
+            .ok_or_else(|| format!("token {i} of the option has no log-probability"))?;
+        total += lp;
+        counted += 1;
+    }
+    if counted == 0 {
+        return Err(
+            "the echoed tokens do not reach the option (the server may not echo the prompt)".into(),
+        );
+    }
+    Ok(total)
+}
+
+/// The first answer token's alternatives, `(text, logprob)`: the chat (`logprobs.content[0]`) or completions
+/// (`logprobs.tokens[0]`, `top_logprobs[0]`) shape.
+pub fn first_token_alternatives(answer: &Value) -> Result<Vec<(String, f64)>, String> {
+    let logprobs = answer
+        .pointer("/choices/0/logprobs")
+        .filter(|v| !v.is_null())
+        .ok_or("the answer has no logprobs")?;
+    let mut out = Vec::new();
+    if let Some(content) = logprobs.get("content").and_then(Value::as_array) {
+        let first = content.first().ok_or("the answer's logprobs are empty")?;
+        if let (Some(t), Some(lp)) = (
+            first.get("token").and_then(Value::as_str),
+            first.get("logprob").and_then(Value::as_f64),
+        ) {
+            out.push((t.to_string(), lp));
+        }
+        for alt in first
+            .get("top_logprobs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(t), Some(lp)) = (
+                alt.get("token").and_then(Value::as_str),
+                alt.get("logprob").and_then(Value::as_f64),
+            ) {
+                out.push((t.to_string(), lp));
+            }
+        }
+    } else {
+        if let (Some(t), Some(lp)) = (
+            logprobs.pointer("/tokens/0").and_then(Value::as_str),
+            logprobs
+                .pointer("/token_logprobs/0")
+                .and_then(Value::as_f64),
+        ) {
+            out.push((t.to_string(), lp));
+        }
+        if let Some(top) = logprobs
+            .pointer("/top_logprobs/0")
+            .and_then(Value::as_object)
+        {
+            for (t, lp) in top {
+                if let Some(lp) = lp.as_f64() {
+                    out.push((t.clone(), lp));
+                }
+            }
+        }
+    }
+    // One entry per distinct text (servers repeat the chosen token among the alternatives).
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    out.dedup_by(|a, b| a.0 == b.0);
+    if out.is_empty() {
+        return Err("the answer lists no first-token alternatives".into());
+    }
+    Ok(out)
+}
+
+/// Option log-probabilities from the first answer token's alternatives: each option takes the longest
+/// alternative it starts with (leading spaces of the alternative ignored when the layout puts a space before
+/// the answer). Options whose start is not among the alternatives share the mass left over, capped at the
+/// least likely alternative listed.
+pub fn first_token_scores(
+    alternatives: &[(String, f64)],
+    options: &[String],
+    space_before: bool,
+) -> Vec<f64> {
+    let listed: f64 = alternatives.iter().map(|(_, lp)| lp.exp()).sum();
+    let lowest = alternatives
+        .iter()
+        .map(|(_, lp)| *lp)
+        .fold(f64::INFINITY, f64::min);
+    let matches = |option: &str| {
+        alternatives
+            .iter()
+            .filter_map(|(t, lp)| {
+                let t = if space_before {
+                    t.trim_start_matches(' ')
+                } else {
+                    t.as_str()
+                };
+                (!t.is_empty() && option.starts_with(t)).then_some((t.len(), *lp))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(_, lp)| lp)
+    };
+    let found: Vec<Option<f64>> = options.iter().map(|o| matches(o)).collect();
+    let unseen = found.iter().filter(|f| f.is_none()).count().max(1) as f64;
+    let rest = ((1.0 - listed).max(1e-12) / unseen).ln().min(lowest);
+    found.into_iter().map(|f| f.unwrap_or(rest)).collect()
+}
+
+/// The generated text of a chat or completions answer.
+pub fn generated_text(answer: &Value) -> Result<String, String> {
+    answer
+        .pointer("/choices/0/message/content")
+        .or_else(|| answer.pointer("/choices/0/text"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| "the answer has no generated text".to_string())
+}
+
+/// Which option a generated answer names: exactly, then ignoring case, then the longest option the answer
+/// starts with; `None` when it names none.
+pub fn match_generated(text: &str, options: &[String]) -> Option<usize> {
+    let t = text
+        .trim()
+        .trim_matches(|c: char| c == '"' || c == '\'' || c == '.' || c == '`');
+    options
+        .iter()
+        .position(|o| o == t)
+        .or_else(|| options.iter().position(|o| o.eq_ignore_ascii_case(t)))
+        .or_else(|| {
+            let lower = t.to_lowercase();
+            options
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| lower.starts_with(&o.to_lowercase()))
+                .max_by_key(|(_, o)| o.len())
+                .map(|(i, _)| i)
+        })
+}
+
+/// Tokens used by an answer (`usage.prompt_tokens`, `usage.completion_tokens`), if it says.
+pub fn usage(answer: &Value) -> Option<(u64, u64)> {
+    let u = answer.get("usage")?;
+    Some((
+        u.get("prompt_tokens")?.as_u64()?,
+        u.get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    ))
+}
+
+/// The answer as stored in the cache: echoed answers lose their per-token `top_logprobs` (unused, and most of
+/// the bytes); everything else is kept.
+pub fn trimmed_for_cache(mut answer: Value) -> Value {
+    if let Some(lp) = answer
+        .pointer_mut("/choices/0/logprobs")
+        .and_then(Value::as_object_mut)
+    {
+        if lp.contains_key("token_logprobs") && lp.contains_key("text_offset") {
+            lp.remove("top_logprobs");
+        }
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assay_core::{ChatMessage, Role};
+    use serde_json::json;
+
+    #[test]
+    fn chatml_matches_the_smollm2_template_with_the_assistant_turn_open() {
+        let prompt = PromptSpec {
+            messages: vec![
+                ChatMessage {
+                    role: Role::System,
+                    content: "Sys".into(),
+                },
+                ChatMessage {
+                    role: Role::User,
+                    content: "Hi".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            render(&prompt, ChatTemplate::Chatml),
+            "<|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert!(render(&prompt, ChatTemplate::Completion).ends_with("Input: Hi\nAnswer:"));
+    }
+
+    /// An echoed answer as llama-cpp-python writes it for prompt "ab" + option "cde" and one generated token.
+    fn echoed() -> Value {
+        json!({"choices": [{"text": "abcdeX", "logprobs": {
+            "tokens": ["a", "b", "cd", "e", "X"],
+            "text_offset": [0, 1, 2, 4, 5],
+            "token_logprobs": [null, -1.0, -0.5, -0.25, -3.0],
+            "top_logprobs": [null, {"b": -1.0}, {"cd": -0.5}, {"e": -0.25}, {"X": -3.0}]
+        }}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
+    }
+
+    #[test]
+    fn echoed_option_sums_the_option_tokens_only() {
+        assert_eq!(echoed_option_logprob(&echoed(), 2, 3), Ok(-0.75));
+        // The option merged with the prompt's last character: the straddling token counts.
+        assert_eq!(echoed_option_logprob(&echoed(), 3, 2), Ok(-0.75));
+        // Without text_offset the offsets come from the token texts.
+        let mut a = echoed();
+        a["choices"][0]["logprobs"]
+            .as_object_mut()
+            .unwrap()
+            .remove("text_offset");
+        assert_eq!(echoed_option_logprob(&a, 2, 3), Ok(-0.75));
+        assert!(echoed_option_logprob(&json!({"choices": [{"text": "x"}]}), 2, 3).is_err());
+        assert_eq!(usage(&echoed()), Some((5, 1)));
+        let trimmed = trimmed_for_cache(echoed());
+        assert!(trimmed
+            .pointer("/choices/0/logprobs/top_logprobs")
+            .is_none());
+        assert_eq!(echoed_option_logprob(&trimmed, 2, 3), Ok(-0.75));
+    }
+
+    #[test]
+    fn first_token_scores_take_the_longest_match_and_share_the_rest() {
+        let chat = json!({"choices": [{"logprobs": {"content": [{"token": "sp", "logprob": -0.2,
+            "top_logprobs": [{"token": "sp", "logprob": -0.2}, {"token": "spam", "logprob": -1.0},
+                             {"token": "h", "logprob": -2.5}]}]}}]});
+        let alts = first_token_alternatives(&chat).unwrap();
+        assert_eq!(alts.len(), 3);
+        let options = ["ham".to_string(), "spam".to_string(), "other".to_string()];
+        let scores = first_token_scores(&alts, &options, false);
+        assert_eq!(scores[0], -2.5);
+        assert_eq!(scores[1], -1.0);
+        let rest = 1.0 - (-0.2f64).exp() - (-1.0f64).exp() - (-2.5f64).exp();
+        assert!((scores[2] - rest.max(1e-12).ln().min(-2.5)).abs() < 1e-12);
+        // Completions shape, with a space before the answer.
+        let completion = json!({"choices": [{"logprobs": {"tokens": [" ham"], "token_logprobs": [-0.1],
+            "top_logprobs": [{" ham": -0.1, " spam": -2.4}]}}]});
+        let alts = first_token_alternatives(&completion).unwrap();
+        assert_eq!(
+            first_token_scores(&alts, &options[..2], true),
+            vec![-0.1, -2.4]
+        );
+    }
+
+    #[test]
+    fn generated_answers_match_labels_loosely() {
+        let options = [
+            "card_arrival".to_string(),
+            "card".to_string(),
+            "Spam".to_string(),
+        ];
+        assert_eq!(match_generated(" card_arrival\n", &options), Some(0));
+        assert_eq!(match_generated("\"spam\".", &options), Some(2));
+        assert_eq!(match_generated("card_arrival is it", &options), Some(0));
+        assert_eq!(match_generated("nothing", &options), None);
+        let chat = json!({"choices": [{"message": {"role": "assistant", "content": "Spam"}}]});
+        assert_eq!(generated_text(&chat).unwrap(), "Spam");
+    }
+}
