@@ -1,1 +1,238 @@
-//! stub
+//! The review server behind `assay serve`: machines label everything, people answer what the machine is unsure
+//! of, and every human answer is stored as an annotation next to the machine's.
+//!
+//! [`router`] builds the axum app: a JSON API under `/api/` (see `API.md` in this crate) and the review UI from
+//! `ui/`, embedded in the binary. Every request but `GET /api/health` and `POST /api/login` is authenticated
+//! ([`auth`]); claims and answers go through the store's [`assay_store::ReviewWriter`] and are acknowledged only
+//! after they committed.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = assay_store::Store::open("sqlite:///tmp/assay.db").await?;
+//! let state = assay_server::AppState::new(store, assay_server::ServerConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
+//! assay_server::serve(listener, state).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod error;
+mod handlers;
+pub mod import;
+pub mod view;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use assay_core::TaskSpec;
+use assay_store::{ProjectId, ReviewWriter, Store};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{ApiError, ApiResult};
+use view::ProjectCtx;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// Computes a task version's hash (what identifies its annotations in the store) from its spec.
+pub type TaskVersionFn = Arc<dyn Fn(&TaskSpec) -> Result<String, String> + Send + Sync>;
+
+/// How the server behaves.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The task version of a spec; the binary passes the one `assay label` uses (few-shot files included).
+    pub task_version: TaskVersionFn,
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    /// How long a claimed slot waits for its answer before it goes back to the pool.
+    pub claim_lease: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            task_version: Arc::new(default_task_version),
+            session_ttl: Duration::from_secs(12 * 3600),
+            claim_lease: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("session_ttl", &self.session_ttl)
+            .field("claim_lease", &self.claim_lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The task version as `assay label` computes it for tasks without few-shot example files: SHA-256 of the spec
+/// hash and the prompt hash.
+pub fn default_task_version(spec: &TaskSpec) -> Result<String, String> {
+    if spec.examples_from.is_some() {
+        return Err("tasks with `examples-from` need the assay binary to read the examples file".into());
+    }
+    let prompts = assay_core::PromptBuilder::new(spec).map_err(|e| e.to_string())?;
+    Ok(assay_core::sha256_hex(
+        format!("{}{}", spec.spec_hash(), prompts.prompt_hash()).as_bytes(),
+    ))
+}
+
+/// Shared state of the server. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    writer: ReviewWriter,
+    config: ServerConfig,
+    projects: RwLock<HashMap<ProjectId, Arc<ProjectCtx>>>,
+}
+
+impl AppState {
+    /// State over a store. Must be called inside a Tokio runtime (it starts the store's review writer).
+    pub fn new(store: Store, config: ServerConfig) -> Self {
+        let writer = store.review_writer();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                writer,
+                config,
+                projects: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The writer of claims and answers.
+    pub fn writer(&self) -> &ReviewWriter {
+        &self.inner.writer
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// A project with its renderer, cached (projects do not change once created, but their dataset does).
+    pub(crate) async fn project(&self, id: ProjectId) -> ApiResult<Option<Arc<ProjectCtx>>> {
+        if let Some(ctx) = self
+            .inner
+            .projects
+            .read()
+            .expect("project cache lock")
+            .get(&id)
+            .filter(|c| c.project.run_id.is_some())
+        {
+            return Ok(Some(ctx.clone()));
+        }
+        let Some(project) = self.store().project(id).await? else {
+            return Ok(None);
+        };
+        let ctx = Arc::new(ProjectCtx::new(project).map_err(ApiError::internal)?);
+        self.inner
+            .projects
+            .write()
+            .expect("project cache lock")
+            .insert(id, ctx.clone());
+        Ok(Some(ctx))
+    }
+}
+
+/// The whole app: API, UI and the middleware that authenticates and limits bodies.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(handlers::health))
+        .route("/api/login", post(handlers::login))
+        .route("/api/logout", post(handlers::logout))
+        .route("/api/me", get(handlers::me))
+        .route(
+            "/api/annotators",
+            get(handlers::list_annotators).post(handlers::create_annotator),
+        )
+        .route(
+            "/api/projects",
+            get(handlers::list_projects).post(handlers::create_project),
+        )
+        .route("/api/projects/{id}", get(handlers::project_progress))
+        .route("/api/projects/{id}/next", get(handlers::next))
+        .route("/api/assignments/{id}", get(handlers::assignment))
+        .route("/api/assignments/{id}/answer", post(handlers::answer))
+        .route("/api/assignments/{id}/skip", post(handlers::skip))
+        .route("/api/undo", post(handlers::undo))
+        .route("/", get(handlers::index))
+        .fallback(handlers::fallback)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serve until Ctrl-C (or SIGTERM), releasing stale claims every minute. In-flight requests finish first.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let lease = chrono::Duration::from_std(sweeper.config().claim_lease)
+                .unwrap_or(chrono::Duration::minutes(30));
+            let cutoff = (chrono::Utc::now() - lease)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            match sweeper.writer().release_stale(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(released = n, "stale claims back in the pool"),
+                Err(e) => tracing::warn!(error = %e, "releasing stale claims failed"),
+            }
+        }
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// An embedded UI file by its path under `ui/`.
+pub fn asset(path: &str) -> Option<&'static [u8]> {
+    assets::ASSETS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, bytes)| *bytes)
+}

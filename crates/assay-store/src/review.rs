@@ -434,11 +434,18 @@ impl Store {
 
     /// A project by name.
     pub async fn project_by_name(&self, name: &str) -> Result<Option<Project>> {
-        Ok(self.projects_where("WHERE name = $1", Some(Arg::Text(name))).await?.pop())
+        Ok(self
+            .projects_where("WHERE name = $1", Some(Arg::Text(name)))
+            .await?
+            .pop())
     }
 
     /// Give a project its dataset (once; the same dataset again is fine) and its review run; returns the run id.
-    pub async fn attach_dataset(&self, project: ProjectId, dataset_id: DatasetId) -> Result<String> {
+    pub async fn attach_dataset(
+        &self,
+        project: ProjectId,
+        dataset_id: DatasetId,
+    ) -> Result<String> {
         let p = self
             .project(project)
             .await?
@@ -503,9 +510,7 @@ impl Store {
                     p + 4
                 ));
             }
-            sql.push_str(
-                " ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING",
-            );
+            sql.push_str(" ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING");
             let mut query = sqlx::query(&sql)
                 .bind(task_id)
                 .bind(run_id)
@@ -669,10 +674,7 @@ impl Store {
         tx.commit().await?;
         Ok(RouteSummary {
             records: candidates.len() as u64,
-            labeled: candidates
-                .iter()
-                .filter(|c| c.confidence.is_some())
-                .count() as u64,
+            labeled: candidates.iter().filter(|c| c.confidence.is_some()).count() as u64,
             new_items,
             by_reason: self.count_by(project, "review_items", "reason").await?,
         })
@@ -695,6 +697,42 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
+            .collect())
+    }
+
+    /// A project's routed items: (row index, reason), in row order.
+    pub async fn review_items(&self, project: ProjectId) -> Result<Vec<(u64, String)>> {
+        let rows = sqlx::query(
+            "SELECT r.row_index, i.reason FROM review_items i JOIN records r ON r.id = i.record_id
+             WHERE i.project_id = $1 ORDER BY r.row_index",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    /// Record ids of a dataset's rows `first..=last`, by row index.
+    pub async fn record_ids_between(
+        &self,
+        dataset_id: DatasetId,
+        first: u64,
+        last: u64,
+    ) -> Result<HashMap<u64, RecordId>> {
+        let rows = sqlx::query(
+            "SELECT id, row_index FROM records WHERE dataset_id = $1 AND row_index >= $2 AND row_index <= $3",
+        )
+        .bind(dataset_id)
+        .bind(first as i64)
+        .bind(last as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(1) as u64, r.get::<i64, _>(0)))
             .collect())
     }
 
@@ -741,9 +779,7 @@ impl Store {
             }
             None => 0,
         };
-        let by_reason = self
-            .count_by(project.id, "review_items", "reason")
-            .await?;
+        let by_reason = self.count_by(project.id, "review_items", "reason").await?;
         let slots = self
             .count_by(project.id, "review_assignments", "status")
             .await?;
@@ -818,9 +854,10 @@ impl Store {
             }
             let reason: String = r.get(2);
             if reason == RouteReason::Gold.as_str() {
-                if let (Some(gold), Some(answer)) =
-                    (parse_json(r.get(3), "gold")?, parse_json(r.get(4), "answer")?)
-                {
+                if let (Some(gold), Some(answer)) = (
+                    parse_json(r.get(3), "gold")?,
+                    parse_json(r.get(4), "answer")?,
+                ) {
                     gold_answers.push((id, gold, answer));
                 }
             }
@@ -841,7 +878,11 @@ impl Store {
     }
 
     /// How many of a project's slots this annotator has answered and could still claim.
-    pub async fn my_counts(&self, project: ProjectId, annotator: AnnotatorId) -> Result<(u64, u64)> {
+    pub async fn my_counts(
+        &self,
+        project: ProjectId,
+        annotator: AnnotatorId,
+    ) -> Result<(u64, u64)> {
         let answered: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM review_assignments WHERE project_id = $1 AND annotator_id = $2
                AND status = 'answered'",
@@ -864,7 +905,16 @@ impl Store {
     pub async fn human_annotations(
         &self,
         task_id: TaskId,
-    ) -> Result<Vec<(RecordId, String, serde_json::Value, Option<i64>, Option<bool>, Option<String>)>> {
+    ) -> Result<
+        Vec<(
+            RecordId,
+            String,
+            serde_json::Value,
+            Option<i64>,
+            Option<bool>,
+            Option<String>,
+        )>,
+    > {
         let rows = sqlx::query(
             "SELECT record_id, annotator, value, duration_ms, suggestion_shown, review_reason FROM annotations
              WHERE task_id = $1 AND annotator_kind = 'human' ORDER BY record_id, annotator",
@@ -1133,9 +1183,9 @@ async fn run_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Result<Reply>>> {
 
 async fn execute(conn: &mut AnyConnection, backend: Backend, op: &Op) -> Result<Reply> {
     match op {
-        Op::Claim { project, annotator } => {
-            claim(conn, backend, *project, *annotator).await.map(Reply::Claim)
-        }
+        Op::Claim { project, annotator } => claim(conn, backend, *project, *annotator)
+            .await
+            .map(Reply::Claim),
         Op::Answer(answer) => record_answer(conn, answer).await.map(Reply::Answer),
         Op::Skip {
             assignment,
@@ -1266,10 +1316,11 @@ async fn skip(
     assignment: AssignmentId,
     annotator: AnnotatorId,
 ) -> Result<std::result::Result<(), Refusal>> {
-    let row = sqlx::query("SELECT annotator_id, status, item_id FROM review_assignments WHERE id = $1")
-        .bind(assignment)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT annotator_id, status, item_id FROM review_assignments WHERE id = $1")
+            .bind(assignment)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else {
         return Ok(Err(Refusal::NotFound));
     };
@@ -1342,7 +1393,8 @@ mod tests {
         // Order AB prefers 1, order BA prefers 1 too (the same position): inconsistent.
         let flip = serde_json::json!([[-0.1, -2.0], [-0.2, -1.5]]);
         assert_eq!(position_consistent(&flip), Some(false));
-        let same = serde_json::json!({"logprobs": [[-0.1, -2.0], [-1.5, -0.2]], "rationales": ["a", "b"]});
+        let same =
+            serde_json::json!({"logprobs": [[-0.1, -2.0], [-1.5, -0.2]], "rationales": ["a", "b"]});
         assert_eq!(position_consistent(&same), Some(true));
         assert_eq!(position_consistent(&serde_json::json!([-0.1, -2.0])), None);
     }
