@@ -12,7 +12,9 @@ fn main() {
         collect(&ui, &ui, &mut files);
     }
     files.sort();
-    let mut out = String::from("/// Files of `ui/`, by path relative to it.\npub static ASSETS: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// Files of `ui/`, by path relative to it.\npub static ASSETS: &[(&str, &[u8])] = &[\n",
+    );
     for (rel, abs) in &files {
         out.push_str(&format!("    ({rel:?}, include_bytes!({abs:?})),\n"));
     }

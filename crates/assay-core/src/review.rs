@@ -152,8 +152,12 @@ impl ReviewSpec {
             share("lowest-share", s, true)?;
         }
         share("audit-rate", self.audit_rate, true)?;
-        share("gold-rate", self.gold_rate, false)
-            .map_err(|_| format!("`review.gold-rate` must be in [0, 1), got {}", self.gold_rate))?;
+        share("gold-rate", self.gold_rate, false).map_err(|_| {
+            format!(
+                "`review.gold-rate` must be in [0, 1), got {}",
+                self.gold_rate
+            )
+        })?;
         if !(1..=100).contains(&self.overlap) {
             return Err(format!(
                 "`review.overlap` must be in 1..=100, got {}",
@@ -218,7 +222,9 @@ impl ReviewSpec {
                 .map(|x| x.1)
                 .collect();
             let non_gold = others - routed_gold.len() as f64;
-            let wanted = (self.gold_rate / (1.0 - self.gold_rate) * non_gold).ceil() as usize;
+            // (Less a hair, so that a product like 0.25 * 8 that lands a rounding error above 2 stays 2.)
+            let wanted =
+                (self.gold_rate / (1.0 - self.gold_rate) * non_gold - 1e-9).ceil() as usize;
             for id in &routed_gold {
                 reasons.insert(*id, RouteReason::Gold);
             }
@@ -282,11 +288,7 @@ mod tests {
         };
         let routed = spec.route(&items);
         let of = |r: RouteReason| -> Vec<i64> {
-            routed
-                .iter()
-                .filter(|x| x.1 == r)
-                .map(|x| x.0)
-                .collect()
+            routed.iter().filter(|x| x.1 == r).map(|x| x.0).collect()
         };
         // 0.5 and 0.525 are below 0.55.
         assert_eq!(of(RouteReason::LowConfidence), vec![0, 1]);

@@ -58,8 +58,7 @@ pub fn sha256_hex(secret: &str) -> String {
 /// Equality that takes the same time wherever the strings differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -115,10 +114,16 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>
 /// Middleware: authenticate every `/api/` request except `GET /api/health` and `POST /api/login` (unknown paths
 /// included, so they answer 401 before 404), check CSRF on cookie-authenticated state changes, and add the
 /// security headers to every response.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let open = {
         let path = request.uri().path();
-        !(path == "/api" || path.starts_with("/api/")) || path == "/api/health" || path == "/api/login"
+        !(path == "/api" || path.starts_with("/api/"))
+            || path == "/api/health"
+            || path == "/api/login"
     };
     let mut response = if open {
         next.run(request).await
@@ -183,7 +188,10 @@ mod tests {
     #[test]
     fn cookies_parse_among_others_and_secrets_differ() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, "a=1; assay_session=abc ; b=2".parse().unwrap());
+        headers.insert(
+            header::COOKIE,
+            "a=1; assay_session=abc ; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&headers, "c"), None);
         let (a, b) = (new_secret(), new_secret());

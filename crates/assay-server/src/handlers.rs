@@ -46,8 +46,8 @@ pub async fn login(State(state): State<AppState>, body: Body<LoginBody>) -> ApiR
     let session = new_secret();
     let csrf = new_secret();
     let ttl = state.config().session_ttl;
-    let expires = chrono::Utc::now()
-        + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
+    let expires =
+        chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
     state
         .store()
         .create_session(
@@ -73,7 +73,10 @@ pub async fn login(State(state): State<AppState>, body: Body<LoginBody>) -> ApiR
         .into_response())
 }
 
-pub async fn logout(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Response> {
     if let Some(hash) = &caller.session_sha256 {
         state.store().delete_session(hash).await?;
     }
@@ -201,16 +204,20 @@ pub async fn create_project(
         &crate::import::Silent,
     )
     .await
-        .map_err(|e| match e {
-            crate::import::ImportError::NameTaken(_) => ApiError::conflict(e.to_string()),
-            crate::import::ImportError::Store(e) => ApiError::from(e),
-            e => ApiError::invalid(e.to_string()),
-        })?;
+    .map_err(|e| match e {
+        crate::import::ImportError::NameTaken(_) => ApiError::conflict(e.to_string()),
+        crate::import::ImportError::Store(e) => ApiError::from(e),
+        e => ApiError::invalid(e.to_string()),
+    })?;
     let ctx = state
         .project(project)
         .await?
         .ok_or_else(|| ApiError::internal("project vanished"))?;
-    Ok((StatusCode::CREATED, Json(progress_json(&state, &ctx).await?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(progress_json(&state, &ctx).await?),
+    )
+        .into_response())
 }
 
 async fn progress_json(state: &AppState, ctx: &ProjectCtx) -> ApiResult<Value> {
@@ -238,7 +245,11 @@ async fn progress_json(state: &AppState, ctx: &ProjectCtx) -> ApiResult<Value> {
     for reason in assay_core::RouteReason::ALL {
         by_reason.insert(
             reason.as_str().into(),
-            json!(progress.by_reason.get(reason.as_str()).copied().unwrap_or(0)),
+            json!(progress
+                .by_reason
+                .get(reason.as_str())
+                .copied()
+                .unwrap_or(0)),
         );
     }
     Ok(json!({
@@ -415,7 +426,10 @@ pub async fn skip(
     Ok(Json(json!({"assignment_id": id, "status": "skipped"})))
 }
 
-pub async fn undo(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<Json<Value>> {
+pub async fn undo(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
     match state.writer().undo(caller.annotator.id).await? {
         Some(id) => Ok(Json(json!({"assignment_id": id}))),
         None => Err(ApiError::not_found("nothing to undo")),
@@ -453,7 +467,9 @@ pub async fn fallback(uri: Uri) -> Response {
     if path == "/api" || path.starts_with("/api/") {
         return ApiError::not_found("no such API path").into_response();
     }
-    let rel = path.strip_prefix("/ui/").unwrap_or(path.trim_start_matches('/'));
+    let rel = path
+        .strip_prefix("/ui/")
+        .unwrap_or(path.trim_start_matches('/'));
     match crate::asset(rel) {
         Some(bytes) => ([(header::CONTENT_TYPE, content_type(rel))], bytes).into_response(),
         None => ApiError::not_found("not found").into_response(),

@@ -210,7 +210,11 @@ pub async fn import_file(
     let _ = reader.join();
     for run in runs.values() {
         store
-            .finish_run(run, "imported", &json!({"source": path.display().to_string()}))
+            .finish_run(
+                run,
+                "imported",
+                &json!({"source": path.display().to_string()}),
+            )
             .await?;
     }
     if !summary.row_errors.is_empty() {
@@ -239,10 +243,7 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
     Ok(lines + u64::from(last != b'\n'))
 }
 
-fn read_chunks(
-    path: &Path,
-    tx: &tokio::sync::mpsc::Sender<Result<Chunk, assay_io::Error>>,
-) {
+fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<Result<Chunk, assay_io::Error>>) {
     let reader = match assay_io::open_dataset(path) {
         Ok(r) => r,
         Err(e) => {
@@ -271,7 +272,9 @@ fn read_chunks(
             }
         }
         if chunk.rows.len() + chunk.errors.len() >= CHUNK_ROWS
-            && tx.blocking_send(Ok(std::mem::replace(&mut chunk, empty()))).is_err()
+            && tx
+                .blocking_send(Ok(std::mem::replace(&mut chunk, empty())))
+                .is_err()
         {
             return;
         }
@@ -329,8 +332,12 @@ mod tests {
         assert_eq!(label.value, json!("spam"));
         assert_eq!(label.confidence, Some(0.61));
         assert!(model_label(&json!({"label": null, "error": "not labeled"})).is_none());
-        let pair = json!({"label": "1", "confidence": 0.6, "preference": {"p_ab": 0.8, "p_ba": 0.7}});
+        let pair =
+            json!({"label": "1", "confidence": 0.6, "preference": {"p_ab": 0.8, "p_ba": 0.7}});
         let (_, label) = model_label(&pair).unwrap();
-        assert_eq!(assay_store::review::position_consistent(&label.scores), Some(false));
+        assert_eq!(
+            assay_store::review::position_consistent(&label.scores),
+            Some(false)
+        );
     }
 }

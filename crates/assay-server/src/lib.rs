@@ -74,7 +74,9 @@ impl std::fmt::Debug for ServerConfig {
 /// hash and the prompt hash.
 pub fn default_task_version(spec: &TaskSpec) -> Result<String, String> {
     if spec.examples_from.is_some() {
-        return Err("tasks with `examples-from` need the assay binary to read the examples file".into());
+        return Err(
+            "tasks with `examples-from` need the assay binary to read the examples file".into(),
+        );
     }
     let prompts = assay_core::PromptBuilder::new(spec).map_err(|e| e.to_string())?;
     Ok(assay_core::sha256_hex(
@@ -190,8 +192,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             tick.tick().await;
             let lease = chrono::Duration::from_std(sweeper.config().claim_lease)
                 .unwrap_or(chrono::Duration::minutes(30));
-            let cutoff = (chrono::Utc::now() - lease)
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let cutoff =
+                (chrono::Utc::now() - lease).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             match sweeper.writer().release_stale(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(released = n, "stale claims back in the pool"),

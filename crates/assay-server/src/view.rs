@@ -128,7 +128,9 @@ impl ProjectCtx {
 
     /// Whether the machine's suggestion is shown for this item.
     pub fn shows_suggestion(&self, a: &AssignmentView) -> bool {
-        self.project.review().show_suggestion && !a.reason.hides_suggestion() && a.suggestion.is_some()
+        self.project.review().show_suggestion
+            && !a.reason.hides_suggestion()
+            && a.suggestion.is_some()
     }
 
     /// The assignment as the API returns it.
@@ -174,7 +176,10 @@ impl ProjectCtx {
             if names.contains(&s) {
                 Ok(s)
             } else {
-                Err(format!("`{s}` is not an option; the options are {}", names.join(", ")))
+                Err(format!(
+                    "`{s}` is not an option; the options are {}",
+                    names.join(", ")
+                ))
             }
         };
         if spec.kind == TaskKind::MultiLabel {
@@ -244,17 +249,20 @@ mod tests {
     fn keys_and_answer_shapes_follow_the_task_kind() {
         let c = ctx("name = \"t\"\ntype = \"multi-label\"\ninput = \"{{ text }}\"\nlabels = [\"a\", \"b\", \"c\"]\n");
         assert_eq!(c.options()[2]["key"], "3");
-        assert_eq!(c.validate(&json!(["c", "a", "a"])).unwrap(), json!(["a", "c"]));
+        assert_eq!(
+            c.validate(&json!(["c", "a", "a"])).unwrap(),
+            json!(["a", "c"])
+        );
         assert!(c.validate(&json!("a")).is_err());
-        assert!(c.validate(&json!(["z"])).unwrap_err().contains("not an option"));
+        assert!(c
+            .validate(&json!(["z"]))
+            .unwrap_err()
+            .contains("not an option"));
         let r = ctx("name = \"r\"\ntype = \"rate\"\n[rate]\nresponse = \"{{ r }}\"\n");
         let keys: Vec<Value> = r.options().iter().map(|o| o["key"].clone()).collect();
         assert_eq!(keys.last().unwrap(), "0");
         assert_eq!(keys[0], "1");
         assert_eq!(r.validate(&json!(7)).unwrap(), json!("7"));
-        assert_eq!(
-            r.fields(&json!({"r": "hello"}))[0]["text"],
-            json!("hello")
-        );
+        assert_eq!(r.fields(&json!({"r": "hello"}))[0]["text"], json!("hello"));
     }
 }
