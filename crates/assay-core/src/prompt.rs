@@ -111,6 +111,8 @@ pub struct RatedText {
     pub context: Option<String>,
     /// The response rated.
     pub response: String,
+    /// A second response to the same context, rated on its own (`rate.response-2`).
+    pub second: Option<String>,
 }
 
 /// The order a pair is shown in.
@@ -145,6 +147,7 @@ struct RateLayout {
     response_name: String,
     ending: String,
     has_context: bool,
+    has_second: bool,
 }
 
 /// How a compare sample is written.
@@ -196,9 +199,11 @@ impl PromptBuilder {
         }
         if let Some(rate) = &spec.rate {
             let context = rate.context.clone().unwrap_or_default();
+            let second = rate.response_2.clone().unwrap_or_default();
             for (name, template) in [
                 ("rate-context", &context),
                 ("rate-response", &rate.response),
+                ("rate-response-2", &second),
             ] {
                 env.add_template_owned(name, template.clone())
                     .map_err(|e| Error::Template(format!("{}: {e:#}", name.replace('-', "."))))?;
@@ -301,6 +306,7 @@ impl PromptBuilder {
                 response_name: rate.response_name.clone(),
                 ending: rate.ending(),
                 has_context: rate.context.is_some(),
+                has_second: rate.response_2.is_some(),
             }),
         }
     }
@@ -331,22 +337,28 @@ impl PromptBuilder {
                 None
             },
             response: render("rate-response")?,
+            second: if layout.has_second {
+                Some(render("rate-response-2")?)
+            } else {
+                None
+            },
         })
     }
 
-    /// The request rating `item`: one branch whose options are the scores, lowest first.
+    /// The request rating `item`: one branch whose options are the scores, lowest first; a second branch rates
+    /// the second response, when the task has one, in its own prompt.
     pub fn rate_request(&self, item: &RatedText) -> ScoreRequest {
         let layout = self.rate.as_ref().expect("rate_request is for rate tasks");
-        let mut sample = String::new();
-        if let Some(context) = &item.context {
-            sample.push_str(&format!("{} - {context}\n", layout.context_name));
-        }
-        sample.push_str(&format!(
-            "{} - {}\n{}",
-            layout.response_name, item.response, layout.ending
-        ));
-        ScoreRequest {
-            branches: vec![ScoreBranch {
+        let branch = |response: &str| {
+            let mut sample = String::new();
+            if let Some(context) = &item.context {
+                sample.push_str(&format!("{} - {context}\n", layout.context_name));
+            }
+            sample.push_str(&format!(
+                "{} - {response}\n{}",
+                layout.response_name, layout.ending
+            ));
+            ScoreBranch {
                 prompt: PromptSpec {
                     messages: vec![
                         ChatMessage {
@@ -360,8 +372,13 @@ impl PromptBuilder {
                     ],
                 },
                 options: self.labels.clone(),
-            }],
+            }
+        };
+        let mut branches = vec![branch(&item.response)];
+        if let Some(second) = &item.second {
+            branches.push(branch(second));
         }
+        ScoreRequest { branches }
     }
 
     /// The RLAIF layout: the preamble (guidelines and what to answer), the exemplars, then per item the sample
@@ -582,6 +599,7 @@ impl PromptBuilder {
             return self.rate_request(&RatedText {
                 context: layout.has_context.then(|| text.to_string()),
                 response: text.to_string(),
+                second: None,
             });
         }
         let mut messages = vec![ChatMessage {
@@ -884,6 +902,28 @@ rationale = "4 is right."
             .unwrap_err()
             .to_string();
         assert!(err.contains("rate.response"), "{err}");
+    }
+
+    #[test]
+    fn rate_request_with_a_second_response_rates_each_in_its_own_branch() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"r\"\ntype = \"rate\"\n[rate]\ncontext = \"{{ q }}\"\nresponse = \"{{ a }}\"\nresponse-2 = \"{{ b }}\"\n",
+        )
+        .unwrap();
+        let builder = PromptBuilder::new(&spec).unwrap();
+        let item = builder
+            .render_rated(&row(&[("q", "2+2?"), ("a", "4"), ("b", "5")]))
+            .unwrap();
+        let request = builder.rate_request(&item);
+        assert_eq!(request.branches.len(), 2);
+        let second = &request.branches[1].prompt.messages[1].content;
+        assert_eq!(second, "Context - 2+2?\nResponse - 5\nRating=");
+        assert_eq!(request.branches[1].options.len(), 10);
+        let err = builder
+            .render_rated(&row(&[("q", "x"), ("a", "y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate.response.2"), "{err}");
     }
 
     #[test]

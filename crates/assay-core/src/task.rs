@@ -311,6 +311,13 @@ pub struct RateSpec {
     pub context: Option<String>,
     /// minijinja template of the response to rate.
     pub response: String,
+    /// minijinja template of a second response to the same context: both are rated on their own (no position
+    /// bias: neither sees the other) and the pair's preference is P(score 1 > score 2) + P(equal) / 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_2: Option<String>,
+    /// With `response-2`: a pair whose P(response 1 better) is within this of 0.5 is a tie.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tie_margin: f64,
     /// Lowest score (worst).
     #[serde(default = "default_rate_min")]
     pub min: u32,
@@ -326,6 +333,10 @@ pub struct RateSpec {
     /// The text after the sample, right before the model's score; default `Rating=`.
     #[serde(default)]
     pub ending: Option<String>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_rate_min() -> u32 {
@@ -359,6 +370,26 @@ impl RateSpec {
             expected,
             normalised: (expected - min) / (max - min) * 2.0 - 1.0,
         }
+    }
+}
+
+impl RateSpec {
+    /// P(a score drawn from `first` beats one drawn from `second`) + half the chance they are equal: the
+    /// preference two independent ratings imply. Exactly `1 - p` when the two are swapped.
+    pub fn pair_preference(first: &[f64], second: &[f64]) -> f64 {
+        let mut p = 0.0;
+        for (i, a) in first.iter().enumerate() {
+            for (j, b) in second.iter().enumerate() {
+                p += a
+                    * b
+                    * match i.cmp(&j) {
+                        std::cmp::Ordering::Greater => 1.0,
+                        std::cmp::Ordering::Equal => 0.5,
+                        std::cmp::Ordering::Less => 0.0,
+                    };
+            }
+        }
+        p
     }
 }
 
@@ -827,6 +858,12 @@ impl TaskSpec {
                 rate.min, rate.max
             ));
         }
+        if !(0.0..0.5).contains(&rate.tie_margin) {
+            return Err(format!(
+                "`rate.tie-margin` must be in [0, 0.5), got {}",
+                rate.tie_margin
+            ));
+        }
         if !matches!(
             self.calibration.method,
             CalibrationMethod::None | CalibrationMethod::Auto
@@ -872,6 +909,9 @@ impl TaskSpec {
         // So is the tie margin of a compare task.
         if let Some(compare) = canonical.compare.as_mut() {
             compare.tie_margin = 0.0;
+        }
+        if let Some(rate) = canonical.rate.as_mut() {
+            rate.tie_margin = 0.0;
         }
         crate::sha256_hex(
             serde_json::to_string(&canonical)
@@ -961,6 +1001,18 @@ tie-margin = 0.05
             .unwrap_err()
             .to_string();
         assert!(err.contains("`input`"), "{err}");
+    }
+
+    #[test]
+    fn rated_pair_preference_is_complementary_and_half_on_equal_ratings() {
+        let a = [0.1, 0.2, 0.7];
+        let b = [0.5, 0.3, 0.2];
+        let p = RateSpec::pair_preference(&a, &b);
+        let q = RateSpec::pair_preference(&b, &a);
+        assert!((p + q - 1.0).abs() < 1e-12, "{p} + {q}");
+        // P(a > b) = 0.2*0.5 + 0.7*(0.5+0.3) = 0.66; P(equal) = 0.05 + 0.06 + 0.14 = 0.25.
+        assert!((p - (0.66 + 0.125)).abs() < 1e-12, "{p}");
+        assert_eq!(RateSpec::pair_preference(&a, &a), 0.5);
     }
 
     #[test]

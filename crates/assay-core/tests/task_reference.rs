@@ -70,12 +70,17 @@ fn docs_rate_reference_parses() {
     assert_eq!((rate.min, rate.max), (1, 10));
     assert_eq!(rate.ending(), "Rating=");
     let prompts = assay_core::PromptBuilder::new(&spec).unwrap();
-    let row = serde_json::json!({"instruction": "Say hi", "input": "", "response1": "hi"});
+    let row = serde_json::json!({"instruction": "Say hi", "input": "", "response1": "hi", "response2": "bye"});
     let item = prompts.render_rated(row.as_object().unwrap()).unwrap();
     let request = prompts.rate_request(&item);
     assert_eq!(
         request.branches[0].prompt.messages[1].content,
         "Instruction - Say hi\nResponse - hi\nRating="
     );
+    assert_eq!(
+        request.branches[1].prompt.messages[1].content,
+        "Instruction - Say hi\nResponse - bye\nRating="
+    );
     assert_eq!(request.branches[0].options.len(), 10);
+    assert_eq!(rate.tie_margin, 0.02);
 }

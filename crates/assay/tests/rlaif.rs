@@ -366,3 +366,80 @@ fn compare_chain_of_thought_stores_a_rationale_for_both_orders() {
         .arg(&db));
     assert!(printed.contains("both orders (debiased)"), "{printed}");
 }
+
+/// A rate task with `response-2` rates both responses on their own and derives the pair's preference from the two
+/// distributions: swapping the responses swaps the ratings and complements the preference exactly, and export and
+/// eval treat the task as pairs.
+#[test]
+fn rated_pairs_derive_complementary_preferences_and_export_as_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data) = fixture(dir.path());
+    let task = dir.path().join("rate.toml");
+    std::fs::write(
+        &task,
+        r#"
+name = "rate-pairs-test"
+type = "rate"
+guidelines = "A good response answers the question correctly and politely."
+
+[rate]
+context = "{{ question }}"
+response = "{{ a }}"
+response-2 = "{{ b }}"
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("store.db");
+    let out = dir.path().join("labeled.jsonl");
+    ok(assay()
+        .args(["label", task.to_str().unwrap(), "--threads", "2", "--quiet"])
+        .arg("--input")
+        .arg(&data)
+        .arg("--output")
+        .arg(&out)
+        .arg("--store")
+        .arg(&db));
+    let rows = read_jsonl(&out);
+    assert_eq!(rows.len(), 4);
+    for pair in rows.chunks(2) {
+        let (x, y) = (&pair[0], &pair[1]);
+        let sx = f(x, "/assay/preference/p_response_1");
+        let sy = f(y, "/assay/preference/p_response_1");
+        assert!((sx + sy - 1.0).abs() < 1e-9, "{sx} + {sy}");
+        // The same response gets the same rating wherever it stands.
+        let e = |v: &Value, which: &str| f(v, &format!("/assay/rating/{which}/expected"));
+        assert!((e(x, "response_1") - e(y, "response_2")).abs() < 1e-9);
+        assert!((e(x, "response_2") - e(y, "response_1")).abs() < 1e-9);
+        assert!(["1", "2", "tie"].contains(&x["assay"]["label"].as_str().unwrap()));
+        assert_eq!(
+            x["assay"]["preference"]["position_consistent"],
+            json!(sx != 0.5)
+        );
+    }
+    let dpo = dir.path().join("rate.dpo.jsonl");
+    ok(assay()
+        .args([
+            "export",
+            "--format",
+            "dpo",
+            task.to_str().unwrap(),
+            "--keep-ties",
+        ])
+        .arg("--output")
+        .arg(&dpo)
+        .arg("--store")
+        .arg(&db));
+    let exported = read_jsonl(&dpo);
+    assert_eq!(exported.len(), 4);
+    for (row, labeled) in exported.iter().zip(&rows) {
+        let soft = f(labeled, "/assay/preference/p_response_1");
+        let chosen = if soft >= 0.5 { "a" } else { "b" };
+        assert_eq!(row["chosen"], labeled[chosen]);
+        assert_eq!(row["prompt"], labeled["question"]);
+    }
+    let eval = ok(assay()
+        .args(["eval", task.to_str().unwrap(), "--human", "h1,h2"])
+        .arg("--store")
+        .arg(&db));
+    assert!(eval.contains("rated separately"), "{eval}");
+}

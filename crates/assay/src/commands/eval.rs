@@ -23,7 +23,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 
 use super::export::model_labels;
-use super::label::{judgment_from_scores, preference_code, PairJudgment, TIE};
+use super::label::{is_rated_pair, judgment_from_scores, preference_code, PairJudgment, TIE};
 use crate::settings::Settings;
 
 /// Arguments of `assay eval`.
@@ -41,6 +41,10 @@ pub struct EvalArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Other judging variants of the same pairs to show side by side (compare tasks with chain of thought, rate
+    /// tasks with `response-2`, another model): every figure is then computed on the pairs all of them judged.
+    #[arg(long = "with", value_name = "TASK.toml")]
+    pub with: Vec<PathBuf>,
 }
 
 /// Run `assay eval`.
@@ -49,25 +53,77 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (_, labels) = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?;
     let judge = labels[0].annotator.clone();
     let report = match spec.kind {
-        TaskKind::Compare => {
-            let mut pairs = Vec::new();
-            for label in &labels {
-                let Some(j) = judgment_from_scores(&spec, &label.scores) else {
-                    continue;
-                };
-                let humans: Vec<Option<usize>> = args
-                    .human
-                    .iter()
-                    .map(|c| label.data.get(c).and_then(preference_code))
-                    .collect();
-                pairs.push((j, humans));
+        TaskKind::Compare | TaskKind::Rate
+            if spec.kind == TaskKind::Compare || is_rated_pair(&spec) =>
+        {
+            let main = judged_pairs(&spec, &labels, &args.human);
+            let mut others = Vec::new();
+            for path in &args.with {
+                let other = TaskSpec::from_path(path)?;
+                if other.kind != TaskKind::Compare && !is_rated_pair(&other) {
+                    bail!(
+                        "--with {}: not a compare task or a rated pair task",
+                        path.display()
+                    );
+                }
+                let (_, other_labels) = model_labels(settings, path, &other, None)?;
+                let judged = judged_pairs(&other, &other_labels, &args.human);
+                for (row, (_, data, _)) in &judged {
+                    if main
+                        .get(row)
+                        .is_some_and(|(_, main_data, _)| main_data != data)
+                    {
+                        bail!(
+                            "--with {}: row {row} differs from task {}'s: the tasks must judge the same dataset",
+                            path.display(),
+                            spec.name
+                        );
+                    }
+                }
+                others.push((other.name.clone(), other.kind, judged));
             }
-            let report = PreferenceReport::compute(&pairs, args.human.len())?;
-            report.print(&spec.name, &judge, &args.human);
+            // Side by side only means something on the same pairs.
+            let common: Vec<u64> = main
+                .keys()
+                .filter(|row| others.iter().all(|(_, _, o)| o.contains_key(row)))
+                .copied()
+                .collect();
+            let pick = |judged: &JudgedPairs| -> Vec<(PairJudgment, Vec<Option<usize>>)> {
+                common
+                    .iter()
+                    .map(|row| {
+                        let (j, _, humans) = &judged[row];
+                        (*j, humans.clone())
+                    })
+                    .collect()
+            };
+            let mut report = PreferenceReport::compute(&pick(&main), args.human.len())?;
+            for (name, kind, judged) in &others {
+                let r = PreferenceReport::compute(&pick(judged), args.human.len())?;
+                if *kind == TaskKind::Compare {
+                    report
+                        .others
+                        .push((format!("{name}: order AB only"), r.single_order));
+                    report
+                        .others
+                        .push((format!("{name}: both orders"), r.both_orders));
+                } else {
+                    report
+                        .others
+                        .push((format!("{name}: rated separately"), r.both_orders));
+                }
+                report
+                    .other_flip_rates
+                    .push((name.clone(), r.position_flip_rate));
+            }
+            report.print(&spec.name, &judge, &args.human, is_rated_pair(&spec));
             serde_json::to_value(&report)?
         }
-        TaskKind::Rate => {
-            bail!("eval of rate tasks is not built yet; the output's `assay.rating` holds each expected score");
+        TaskKind::Compare | TaskKind::Rate => {
+            bail!(
+                "eval of a rate task that rates one response is not built; give it `rate.response-2` to judge pairs \
+                 by their ratings, or read each expected score from the output's `assay.rating`"
+            );
         }
         TaskKind::Classify | TaskKind::MultiLabel => {
             if spec.kind == TaskKind::MultiLabel {
@@ -80,6 +136,28 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Judgments by row index, with the row's data (to check that variants judged the same rows) and the people's
+/// preference codes.
+type JudgedPairs = std::collections::BTreeMap<u64, (PairJudgment, Value, Vec<Option<usize>>)>;
+
+fn judged_pairs(
+    spec: &TaskSpec,
+    labels: &[assay_store::LabeledRecord],
+    humans: &[String],
+) -> JudgedPairs {
+    labels
+        .iter()
+        .filter_map(|label| {
+            let j = judgment_from_scores(spec, &label.scores)?;
+            let codes = humans
+                .iter()
+                .map(|c| label.data.get(c).and_then(preference_code))
+                .collect();
+            Some((label.row_index, (j, label.data.clone(), codes)))
+        })
+        .collect()
 }
 
 /// One judging variant's agreement with people.
@@ -108,6 +186,10 @@ struct PreferenceReport {
     both_orders: VariantScores,
     /// (person a, person b, kappa).
     human_kappas: Vec<(usize, usize, Option<f64>)>,
+    /// Variants from `--with` tasks, on the same pairs.
+    others: Vec<(String, VariantScores)>,
+    /// Their position-flip rates.
+    other_flip_rates: Vec<(String, Option<f64>)>,
 }
 
 impl PreferenceReport {
@@ -173,10 +255,13 @@ impl PreferenceReport {
             single_order: variant(&|j| sign(j.p_ab), &|j| j.single_order),
             both_orders: variant(&|j| sign(j.soft), &|j| j.outcome),
             human_kappas,
+            others: Vec::new(),
+            other_flip_rates: Vec::new(),
         })
     }
 
-    fn print(&self, task: &str, judge: &str, humans: &[String]) {
+    /// `rated`: the task rated each response on its own, so there are no orders to show.
+    fn print(&self, task: &str, judge: &str, humans: &[String], rated: bool) {
         println!("task {task}  judge {judge}  pairs {}", self.pairs);
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
@@ -188,12 +273,20 @@ impl PreferenceReport {
         ];
         header.extend(humans.iter().map(|h| format!("kappa vs {h}")));
         table.set_header(header);
-        for (name, v) in [
-            ("order AB only", &self.single_order),
-            ("both orders (debiased)", &self.both_orders),
-        ] {
+        let own = if rated {
+            vec![("rated separately".to_string(), &self.both_orders)]
+        } else {
+            vec![
+                ("order AB only".to_string(), &self.single_order),
+                ("both orders (debiased)".to_string(), &self.both_orders),
+            ]
+        };
+        for (name, v) in own
+            .into_iter()
+            .chain(self.others.iter().map(|(n, v)| (n.clone(), v)))
+        {
             let mut row = vec![
-                name.to_string(),
+                name,
                 v.majority_pairs.to_string(),
                 opt_pct(v.alignment),
                 opt3(v.kappa_majority),
@@ -207,6 +300,9 @@ impl PreferenceReport {
             opt_pct(self.position_flip_rate),
             opt_pct(self.position_consistent_rate)
         );
+        for (name, rate) in &self.other_flip_rates {
+            println!("  {name}: position flip rate {}", opt_pct(*rate));
+        }
         println!(
             "AI ties (tie margin): {}   human majority a tie or split: {}",
             self.ai_ties, self.human_tie_or_split

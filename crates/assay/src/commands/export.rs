@@ -15,7 +15,9 @@ use assay_store::LabeledRecord;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
-use super::label::{judgment_from_scores, outcome_name, task_identity, PairJudgment, TIE};
+use super::label::{
+    is_rated_pair, judgment_from_scores, outcome_name, task_identity, PairJudgment, TIE,
+};
 use super::Hinted;
 use crate::settings::{runtime, Settings};
 
@@ -53,14 +55,15 @@ pub struct ExportArgs {
 /// Run `assay export`.
 pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let spec = TaskSpec::from_path(&args.task)?;
-    if spec.kind != TaskKind::Compare {
+    if spec.kind != TaskKind::Compare && !is_rated_pair(&spec) {
         bail!(Hinted {
             message: format!(
                 "task {} is a {} task; export writes preference pairs",
                 spec.name,
                 spec.kind.as_str()
             ),
-            hint: "export a task with `type = \"compare\"`".into(),
+            hint: "export a task with `type = \"compare\"`, or a rate task with `rate.response-2`"
+                .into(),
         });
     }
     let (prompts, labels) = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?;
@@ -83,12 +86,17 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
             unreadable += 1;
             continue;
         };
-        let pair = match prompts.render_pair(data) {
-            Ok(pair) => pair,
-            Err(_) => {
-                unreadable += 1;
-                continue;
-            }
+        let pair = if spec.kind == TaskKind::Rate {
+            prompts.render_rated(data).map(|r| {
+                let second = r.second.unwrap_or_default();
+                (r.context.unwrap_or_default(), [r.response, second])
+            })
+        } else {
+            prompts.render_pair(data).map(|p| (p.context, p.responses))
+        };
+        let Ok((context, [first, second])) = pair else {
+            unreadable += 1;
+            continue;
         };
         let tie = judgment.outcome == TIE;
         ties += usize::from(tie);
@@ -96,12 +104,9 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         if (tie && !args.keep_ties) || (!judgment.consistent && !args.keep_inconsistent) {
             continue;
         }
-        let [first, second] = pair.responses;
         rows.push(match args.format {
-            ExportFormat::Dpo => dpo_row(pair.context, first, second, &judgment, label, &spec),
-            ExportFormat::Reward => {
-                reward_row(pair.context, first, second, &judgment, label, &spec)
-            }
+            ExportFormat::Dpo => dpo_row(context, first, second, &judgment, label, &spec),
+            ExportFormat::Reward => reward_row(context, first, second, &judgment, label, &spec),
         });
     }
     assay_io::write_output(&output, &rows, &assay_io::ParquetOptions::default())?;

@@ -461,7 +461,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     } else {
         gold_reports(&spec, &labeled, &calibrated_units, &eval)
     };
-    let compare = (spec.kind == TaskKind::Compare).then(|| {
+    let compare = (spec.kind == TaskKind::Compare || is_rated_pair(&spec)).then(|| {
         let judged: Vec<(PairJudgment, Option<usize>)> = labeled
             .iter()
             .zip(&calibrated_units)
@@ -603,7 +603,7 @@ fn load_examples(spec: &TaskSpec) -> anyhow::Result<Vec<ResolvedExample>> {
 /// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names; for
 /// compare the preferred response (see [`preference_code`]).
 fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
-    if spec.kind == TaskKind::Compare {
+    if spec.kind == TaskKind::Compare || is_rated_pair(spec) {
         return preference_code(value?).map(|c| vec![c]);
     }
     if let Some(rate) = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate) {
@@ -659,6 +659,7 @@ pub(crate) const TIE: usize = 2;
 fn outcome_names(spec: &TaskSpec) -> Vec<String> {
     match spec.kind {
         TaskKind::Compare => vec!["1".into(), "2".into(), "tie".into()],
+        TaskKind::Rate if is_rated_pair(spec) => vec!["1".into(), "2".into(), "tie".into()],
         TaskKind::Rate => spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default(),
         _ => spec.label_names().iter().map(|s| s.to_string()).collect(),
     }
@@ -715,21 +716,33 @@ pub(crate) fn rationales_of(scores: &Value) -> Option<[String; 2]> {
 
 /// The `rating` object of a rate task's output: the expected score, it normalised to [-1, 1], and the
 /// distribution over the scores.
+/// A rated pair (`rate.response-2`) has `response_1` and `response_2`, each such an object.
 fn rating_json(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<Value> {
     let rate = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate)?;
-    let p = units.first()?;
-    let rating = rate.rating(p);
-    let distribution: Map<String, Value> = rate
-        .scores()
-        .into_iter()
-        .zip(p)
-        .map(|(s, p)| (s, json!(p)))
-        .collect();
-    Some(json!({
-        "expected": rating.expected,
-        "normalised": rating.normalised,
-        "distribution": distribution,
-    }))
+    let one = |p: &Vec<f64>| {
+        let rating = rate.rating(p);
+        let distribution: Map<String, Value> = rate
+            .scores()
+            .into_iter()
+            .zip(p)
+            .map(|(s, p)| (s, json!(p)))
+            .collect();
+        json!({
+            "expected": rating.expected,
+            "normalised": rating.normalised,
+            "distribution": distribution,
+        })
+    };
+    match units {
+        [first, second] => Some(json!({"response_1": one(first), "response_2": one(second)})),
+        [only] => Some(one(only)),
+        _ => None,
+    }
+}
+
+/// A rate task that rates two responses per item and so judges a pair.
+pub(crate) fn is_rated_pair(spec: &TaskSpec) -> bool {
+    spec.kind == TaskKind::Rate && spec.rate.as_ref().is_some_and(|r| r.response_2.is_some())
 }
 
 /// One pair judged in both orders, position-debiased (Lee et al. 2023, section 2.1.1).
@@ -801,8 +814,20 @@ pub(crate) fn judge_pair(p_ab: f64, p_ba: f64, tie_margin: f64) -> PairJudgment 
     }
 }
 
-/// The judgment of a compare item from its units (normalised `[P("1"), P("2")]` per order, AB then BA).
+/// The judgment of a compare item from its units (normalised `[P("1"), P("2")]` per order, AB then BA), or of a
+/// rated pair from its two rating distributions: P(response 1 better) = P(score 1 > score 2) + P(equal) / 2, and
+/// as neither response was shown beside the other, the "two orders" are that and its complement.
 pub(crate) fn compare_judgment(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<PairJudgment> {
+    if is_rated_pair(spec) {
+        let rate = spec.rate.as_ref()?;
+        return match units {
+            [first, second] => {
+                let p = assay_core::task::RateSpec::pair_preference(first, second);
+                Some(judge_pair(p, 1.0 - p, rate.tie_margin))
+            }
+            _ => None,
+        };
+    }
     let compare = spec
         .compare
         .as_ref()
@@ -868,6 +893,16 @@ fn units_from_scores(scores: &[Vec<f64>]) -> Vec<Vec<f64>> {
 fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) {
     let names = spec.label_names();
     match spec.kind {
+        TaskKind::Compare | TaskKind::Rate if compare_judgment(spec, units).is_some() => {
+            let j = compare_judgment(spec, units).expect("checked by the guard");
+            let label = outcome_name(j.outcome);
+            (
+                json!(label),
+                j.soft.max(1.0 - j.soft),
+                json!({"1": j.soft, "2": 1.0 - j.soft}),
+            )
+        }
+        TaskKind::Compare => (Value::Null, 0.0, json!({})),
         TaskKind::Rate => {
             let scores = spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default();
             let p = &units[0];
@@ -888,17 +923,6 @@ fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) 
                 .map(|(n, p)| (n.to_string(), json!(p)))
                 .collect();
             (json!(names[best]), p[best], Value::Object(distribution))
-        }
-        TaskKind::Compare => {
-            let Some(j) = compare_judgment(spec, units) else {
-                return (Value::Null, 0.0, json!({}));
-            };
-            let label = outcome_name(j.outcome);
-            (
-                json!(label),
-                j.soft.max(1.0 - j.soft),
-                json!({"1": j.soft, "2": 1.0 - j.soft}),
-            )
         }
         TaskKind::MultiLabel => {
             let yes: Vec<f64> = units.iter().map(|u| u[0]).collect();
