@@ -32,6 +32,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::{ApiError, ApiResult};
+pub use handlers::check_annotator;
 use view::ProjectCtx;
 
 /// Largest request body accepted.

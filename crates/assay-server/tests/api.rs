@@ -544,7 +544,7 @@ async fn review_api_end_to_end(url: &str) {
     let task_id = store.project(project).await.unwrap().unwrap().task_id;
     store_close(store).await;
     let store = Store::open(url).await.unwrap();
-    let human = store.human_annotations(task_id).await.unwrap();
+    let human = store.review_answers(task_id).await.unwrap();
     assert_eq!(human.len(), 20);
     let mut per_record: HashMap<i64, Vec<String>> = HashMap::new();
     for (record, annotator, _, duration, shown, reason) in &human {

@@ -901,8 +901,8 @@ impl Store {
         Ok((answered as u64, open as u64))
     }
 
-    /// Every human annotation of a task: (record id, annotator, value, duration, suggestion shown, reason).
-    pub async fn human_annotations(
+    /// Every human answer of a task, with its review columns: (record id, annotator, value, duration, suggestion shown, reason).
+    pub async fn review_answers(
         &self,
         task_id: TaskId,
     ) -> Result<

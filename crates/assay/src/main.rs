@@ -37,6 +37,14 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Check the quality of annotators' answers: agreement, aggregation, annotators, audit; HTML report.
     Qc(commands::qc::QcArgs),
+    /// Serve the review API and UI: people answer what the machine is unsure of.
+    Serve(commands::serve::ServeArgs),
+    /// Review projects: create from a task, import rows, list.
+    #[command(subcommand)]
+    Project(commands::project::ProjectCommand),
+    /// People who review: add (prints their token), list.
+    #[command(subcommand)]
+    Annotator(commands::annotator::AnnotatorCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +64,9 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::export::run(&settings, args),
         Command::Eval(args) => commands::eval::run(&settings, args),
         Command::Qc(args) => commands::qc::run(args),
+        Command::Serve(args) => commands::serve::run(&settings, args),
+        Command::Project(command) => commands::project::run(&settings, command),
+        Command::Annotator(command) => commands::annotator::run(&settings, command),
     };
     match result {
         Ok(code) => code,

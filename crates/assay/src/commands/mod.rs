@@ -1,12 +1,16 @@
 //! One module per subcommand.
 
+pub mod annotator;
 pub mod eval;
 pub mod export;
+pub mod human;
 pub mod label;
 pub mod model;
+pub mod project;
 pub mod qc;
 pub mod qc_task;
 pub mod runs;
+pub mod serve;
 
 /// An error whose fix is known: printed as the error, then `hint: ...`.
 #[derive(Debug)]
