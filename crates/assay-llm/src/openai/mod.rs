@@ -193,10 +193,7 @@ impl Call {
 #[derive(Debug, Clone)]
 enum Reader {
     /// The option's log-probability from an echoed prompt.
-    Echo {
-        prompt_chars: usize,
-        option_chars: usize,
-    },
+    Echo,
     /// All options of the branch from the first token's alternatives.
     FirstToken { space_before: bool },
     /// All options of the branch from the generated text.
@@ -250,6 +247,19 @@ pub trait ResponseCache {
     ) -> std::result::Result<HashMap<String, CachedAnswer>, String>;
     /// Store answers durably (before anything is derived from them).
     fn put(&mut self, answers: &[NewAnswer]) -> std::result::Result<(), String>;
+}
+
+impl<C: ResponseCache + ?Sized> ResponseCache for &mut C {
+    fn get(
+        &mut self,
+        keys: &[String],
+    ) -> std::result::Result<HashMap<String, CachedAnswer>, String> {
+        (**self).get(keys)
+    }
+
+    fn put(&mut self, answers: &[NewAnswer]) -> std::result::Result<(), String> {
+        (**self).put(answers)
+    }
 }
 
 /// A cache in memory.
@@ -439,10 +449,7 @@ impl ServedModel {
                             branch: b,
                             option: Some(o),
                             call: Call::new("completions", body, prompt_chars + option_chars, 1),
-                            reader: Reader::Echo {
-                                prompt_chars,
-                                option_chars,
-                            },
+                            reader: Reader::Echo,
                         });
                     }
                 }
@@ -665,20 +672,12 @@ impl HttpScorer<'_> {
             let answer = &answers[&p.call.key];
             let options = &request.branches[p.branch].options;
             match (&p.reader, p.option) {
-                (
-                    Reader::Echo {
-                        prompt_chars,
-                        option_chars,
-                    },
-                    Some(o),
-                ) => {
-                    scores[p.branch][o] =
-                        parse::echoed_option_logprob(answer, *prompt_chars, *option_chars)?;
+                (Reader::Echo, Some(o)) => {
+                    scores[p.branch][o] = parse::echoed_option_logprob(answer, &options[o])?;
                 }
                 (Reader::FirstToken { space_before }, _) => {
-                    let alternatives = parse::first_token_alternatives(answer)?;
-                    scores[p.branch] =
-                        parse::first_token_scores(&alternatives, options, *space_before);
+                    let evidence = parse::first_token_evidence(answer)?;
+                    scores[p.branch] = parse::first_token_scores(&evidence, options, *space_before);
                 }
                 (Reader::Generate, _) => {
                     let text = parse::generated_text(answer)?;
@@ -698,9 +697,7 @@ impl HttpScorer<'_> {
                         })
                         .collect();
                 }
-                (Reader::Echo { .. }, None) => {
-                    return Err("internal: echo call without an option".into())
-                }
+                (Reader::Echo, None) => return Err("internal: echo call without an option".into()),
             }
         }
         Ok(scores)
@@ -742,6 +739,17 @@ impl Scorer for HttpScorer<'_> {
         let abort = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel::<(Call, std::result::Result<Value, CallError>)>();
         let mut sent = std::collections::HashSet::new();
+        let mut compaction: HashMap<String, (bool, Vec<String>)> = HashMap::new();
+        for (request, plan) in requests.iter().zip(&plans) {
+            for p in plan.iter().flatten() {
+                if let Reader::FirstToken { space_before } = p.reader {
+                    compaction.insert(
+                        p.call.key.clone(),
+                        (space_before, request.branches[p.branch].options.clone()),
+                    );
+                }
+            }
+        }
         for p in plans.iter().flatten().flatten() {
             if answers.contains_key(&p.call.key) || !sent.insert(p.call.key.clone()) {
                 continue;
@@ -771,7 +779,12 @@ impl Scorer for HttpScorer<'_> {
                     Ok(answer) => {
                         let (input, output) = parse::usage(&answer)
                             .unwrap_or((call.estimated_input, call.max_output));
-                        let answer = parse::trimmed_for_cache(answer);
+                        let answer = match compaction.get(&call.key) {
+                            Some((space_before, options)) => {
+                                parse::compact_first_token(answer, options, *space_before)
+                            }
+                            None => parse::trimmed_for_cache(answer),
+                        };
                         to_store.push(NewAnswer {
                             key: call.key.clone(),
                             model: self.model.config.model.clone(),

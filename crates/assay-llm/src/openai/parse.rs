@@ -35,15 +35,14 @@ pub fn separator(template: ChatTemplate) -> &'static str {
     }
 }
 
-/// The log-probability of the option's tokens in an echoed `/v1/completions` answer whose prompt was
-/// `prompt_chars` characters of prompt followed by `option_chars` characters of option (Unicode scalar values,
-/// as the servers count `text_offset`). A token that straddles the boundary (the option merged with the
-/// prompt's end) counts, as in the embedded backend; the generated token after the option does not.
-pub fn echoed_option_logprob(
-    answer: &Value,
-    prompt_chars: usize,
-    option_chars: usize,
-) -> Result<f64, String> {
+/// The log-probability of `option`'s tokens in an echoed `/v1/completions` answer whose prompt ended with it.
+///
+/// The option's tokens are found from the end: the generated tokens are dropped (`usage.completion_tokens` of
+/// them, else none or one, whichever leaves the echoed text ending with the option), then tokens are taken
+/// backwards until their text covers the option. A token that straddles the boundary (the option merged with
+/// the prompt's end) counts, as in the embedded backend. (`text_offset` is not used: llama-cpp-python leaves
+/// special tokens' text out of it, so it drifts from the prompt's characters.)
+pub fn echoed_option_logprob(answer: &Value, option: &str) -> Result<f64, String> {
     let logprobs = answer
         .pointer("/choices/0/logprobs")
         .filter(|v| !v.is_null())
@@ -52,53 +51,53 @@ pub fn echoed_option_logprob(
         .get("token_logprobs")
         .and_then(Value::as_array)
         .ok_or("the answer's logprobs have no token_logprobs")?;
-    let offsets: Vec<usize> = match logprobs.get("text_offset").and_then(Value::as_array) {
-        Some(o) => o
-            .iter()
-            .map(|x| x.as_u64().map(|x| x as usize))
-            .collect::<Option<_>>()
-            .ok_or("text_offset holds a non-integer")?,
-        None => {
-            // Offsets from the token texts.
-            let tokens = logprobs
-                .get("tokens")
-                .and_then(Value::as_array)
-                .ok_or("the answer's logprobs have neither text_offset nor tokens")?;
-            let mut at = 0;
-            tokens
-                .iter()
-                .map(|t| {
-                    let start = at;
-                    at += t.as_str().map_or(0, |s| s.chars().count());
-                    start
-                })
-                .collect()
-        }
-    };
-    if offsets.len() != token_logprobs.len() {
-        return Err("text_offset and token_logprobs differ in length".into());
+    let tokens: Vec<&str> = logprobs
+        .get("tokens")
+        .and_then(Value::as_array)
+        .ok_or("the answer's logprobs have no tokens")?
+        .iter()
+        .map(|t| t.as_str().unwrap_or(""))
+        .collect();
+    if tokens.len() != token_logprobs.len() {
+        return Err("tokens and token_logprobs differ in length".into());
     }
-    let end = prompt_chars + option_chars;
-    let mut total = 0.0;
-    let mut counted = 0;
-    for (i, &start) in offsets.iter().enumerate() {
-        let stop = offsets.get(i + 1).copied().unwrap_or(usize::MAX);
-        // Tokens ending inside the prompt, or starting at or after the option's end, are not the option's.
-        if stop <= prompt_chars || start >= end {
+    let mut generated_counts = Vec::new();
+    if let Some(n) = answer
+        .pointer("/usage/completion_tokens")
+        .and_then(Value::as_u64)
+    {
+        generated_counts.push(n as usize);
+    }
+    generated_counts.extend([0, 1]);
+    let option_chars = option.chars().count();
+    for generated in generated_counts {
+        let Some(echoed) = tokens.len().checked_sub(generated) else {
+            continue;
+        };
+        let mut covered = 0;
+        let mut first = echoed;
+        while first > 0 && covered < option_chars {
+            first -= 1;
+            covered += tokens[first].chars().count();
+        }
+        if covered < option_chars || first == 0 {
             continue;
         }
-        let lp = token_logprobs[i]
-            .as_f64()
-            .ok_or_else(|| format!("token {i} of the option has no log-probability"))?;
-        total += lp;
-        counted += 1;
+        let text: String = tokens[first..echoed].concat();
+        if !text.ends_with(option) {
+            continue;
+        }
+        let mut total = 0.0;
+        for (i, lp) in token_logprobs.iter().enumerate().take(echoed).skip(first) {
+            total += lp
+                .as_f64()
+                .ok_or_else(|| format!("token {i} of the option has no log-probability"))?;
+        }
+        return Ok(total);
     }
-    if counted == 0 {
-        return Err(
-            "the echoed tokens do not reach the option (the server may not echo the prompt)".into(),
-        );
-    }
-    Ok(total)
+    Err(format!(
+        "the echoed tokens do not end with the option {option:?} (does the server echo the prompt?)"
+    ))
 }
 
 /// The first answer token's alternatives, `(text, logprob)`: the chat (`logprobs.content[0]`) or completions
@@ -159,20 +158,85 @@ pub fn first_token_alternatives(answer: &Value) -> Result<Vec<(String, f64)>, St
     Ok(out)
 }
 
+/// The first-token evidence an answer holds: its alternatives, the probability mass they cover and the least
+/// likely of them. Reads the server's shape, or the compact one [`compact_first_token`] stores.
+pub type FirstTokenEvidence = (Vec<(String, f64)>, f64, f64);
+
+/// Read [`FirstTokenEvidence`] from an answer.
+pub fn first_token_evidence(answer: &Value) -> Result<FirstTokenEvidence, String> {
+    if let Some(compact) = answer.get("assay_first_token") {
+        let alternatives: Vec<(String, f64)> =
+            serde_json::from_value(compact.get("alternatives").cloned().unwrap_or_default())
+                .map_err(|e| format!("stored first-token alternatives: {e}"))?;
+        let mass = compact.get("listed_mass").and_then(Value::as_f64);
+        let lowest = compact.get("lowest").and_then(Value::as_f64);
+        return match (mass, lowest) {
+            (Some(m), Some(l)) => Ok((alternatives, m, l)),
+            _ => Err("stored first-token evidence is incomplete".into()),
+        };
+    }
+    let alternatives = first_token_alternatives(answer)?;
+    let mass = alternatives.iter().map(|(_, lp)| lp.exp()).sum();
+    let lowest = alternatives
+        .iter()
+        .map(|(_, lp)| *lp)
+        .fold(f64::INFINITY, f64::min);
+    Ok((alternatives, mass, lowest))
+}
+
+/// Alternatives kept besides those that start an option: the most likely ones, for the record.
+const KEPT_ALTERNATIVES: usize = 20;
+
+/// A first-token answer as stored: asking for the whole vocabulary's alternatives (the only way to see a tiny
+/// model's label tokens) returns megabytes per item, so the answer keeps the most likely alternatives, every
+/// alternative some option starts with, and the mass and floor of the full list; scores read from it are
+/// identical to scores read from the full answer.
+pub fn compact_first_token(mut answer: Value, options: &[String], space_before: bool) -> Value {
+    if answer.get("assay_first_token").is_some() {
+        return answer;
+    }
+    let Ok((mut alternatives, mass, lowest)) = first_token_evidence(&answer) else {
+        return answer;
+    };
+    alternatives.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let kept: Vec<(String, f64)> = alternatives
+        .iter()
+        .enumerate()
+        .filter(|(i, (t, _))| {
+            let t = if space_before {
+                t.trim_start_matches(' ')
+            } else {
+                t.as_str()
+            };
+            *i < KEPT_ALTERNATIVES || (!t.is_empty() && options.iter().any(|o| o.starts_with(t)))
+        })
+        .map(|(_, a)| a.clone())
+        .collect();
+    if let Some(choice) = answer
+        .pointer_mut("/choices/0")
+        .and_then(Value::as_object_mut)
+    {
+        choice.remove("logprobs");
+    }
+    if let Some(o) = answer.as_object_mut() {
+        o.insert(
+            "assay_first_token".into(),
+            serde_json::json!({"alternatives": kept, "listed_mass": mass, "lowest": lowest}),
+        );
+    }
+    answer
+}
+
 /// Option log-probabilities from the first answer token's alternatives: each option takes the longest
 /// alternative it starts with (leading spaces of the alternative ignored when the layout puts a space before
 /// the answer). Options whose start is not among the alternatives share the mass left over, capped at the
 /// least likely alternative listed.
 pub fn first_token_scores(
-    alternatives: &[(String, f64)],
+    evidence: &FirstTokenEvidence,
     options: &[String],
     space_before: bool,
 ) -> Vec<f64> {
-    let listed: f64 = alternatives.iter().map(|(_, lp)| lp.exp()).sum();
-    let lowest = alternatives
-        .iter()
-        .map(|(_, lp)| *lp)
-        .fold(f64::INFINITY, f64::min);
+    let (alternatives, listed, lowest) = (&evidence.0, evidence.1, evidence.2);
     let matches = |option: &str| {
         alternatives
             .iter()
@@ -242,7 +306,7 @@ pub fn trimmed_for_cache(mut answer: Value) -> Value {
         .pointer_mut("/choices/0/logprobs")
         .and_then(Value::as_object_mut)
     {
-        if lp.contains_key("token_logprobs") && lp.contains_key("text_offset") {
+        if lp.contains_key("token_logprobs") && lp.contains_key("tokens") {
             lp.remove("top_logprobs");
         }
     }
@@ -276,35 +340,44 @@ mod tests {
         assert!(render(&prompt, ChatTemplate::Completion).ends_with("Input: Hi\nAnswer:"));
     }
 
-    /// An echoed answer as llama-cpp-python writes it for prompt "ab" + option "cde" and one generated token.
+    /// An echoed answer as llama-cpp-python writes it for prompt "<s>ab" + option "cde" (special tokens' text
+    /// missing from `text_offset`), with no generated token.
     fn echoed() -> Value {
-        json!({"choices": [{"text": "abcdeX", "logprobs": {
-            "tokens": ["a", "b", "cd", "e", "X"],
-            "text_offset": [0, 1, 2, 4, 5],
+        json!({"choices": [{"text": "<s>abcde", "logprobs": {
+            "tokens": ["<s>", "a", "b", "cd", "e"],
+            "text_offset": [0, 0, 1, 2, 4],
             "token_logprobs": [null, -1.0, -0.5, -0.25, -3.0],
-            "top_logprobs": [null, {"b": -1.0}, {"cd": -0.5}, {"e": -0.25}, {"X": -3.0}]
-        }}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
+            "top_logprobs": [null, {"a": -1.0}, {"b": -0.5}, {"cd": -0.25}, {"e": -3.0}]
+        }}], "usage": {"prompt_tokens": 5, "completion_tokens": 0}})
     }
 
     #[test]
     fn echoed_option_sums_the_option_tokens_only() {
-        assert_eq!(echoed_option_logprob(&echoed(), 2, 3), Ok(-0.75));
+        assert_eq!(echoed_option_logprob(&echoed(), "cde"), Ok(-3.25));
         // The option merged with the prompt's last character: the straddling token counts.
-        assert_eq!(echoed_option_logprob(&echoed(), 3, 2), Ok(-0.75));
-        // Without text_offset the offsets come from the token texts.
+        assert_eq!(echoed_option_logprob(&echoed(), "de"), Ok(-3.25));
+        assert_eq!(echoed_option_logprob(&echoed(), "e"), Ok(-3.0));
+        // A generated token after the option (vLLM, OpenAI) is dropped, by usage or by the text.
         let mut a = echoed();
-        a["choices"][0]["logprobs"]
-            .as_object_mut()
+        a["choices"][0]["logprobs"]["tokens"]
+            .as_array_mut()
             .unwrap()
-            .remove("text_offset");
-        assert_eq!(echoed_option_logprob(&a, 2, 3), Ok(-0.75));
-        assert!(echoed_option_logprob(&json!({"choices": [{"text": "x"}]}), 2, 3).is_err());
-        assert_eq!(usage(&echoed()), Some((5, 1)));
+            .push(json!("X"));
+        a["choices"][0]["logprobs"]["token_logprobs"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(-9.0));
+        assert_eq!(echoed_option_logprob(&a, "cde"), Ok(-3.25));
+        a["usage"]["completion_tokens"] = json!(1);
+        assert_eq!(echoed_option_logprob(&a, "cde"), Ok(-3.25));
+        assert!(echoed_option_logprob(&echoed(), "xyz").is_err());
+        assert!(echoed_option_logprob(&json!({"choices": [{"text": "x"}]}), "x").is_err());
+        assert_eq!(usage(&echoed()), Some((5, 0)));
         let trimmed = trimmed_for_cache(echoed());
         assert!(trimmed
             .pointer("/choices/0/logprobs/top_logprobs")
             .is_none());
-        assert_eq!(echoed_option_logprob(&trimmed, 2, 3), Ok(-0.75));
+        assert_eq!(echoed_option_logprob(&trimmed, "cde"), Ok(-3.25));
     }
 
     #[test]
@@ -312,10 +385,10 @@ mod tests {
         let chat = json!({"choices": [{"logprobs": {"content": [{"token": "sp", "logprob": -0.2,
             "top_logprobs": [{"token": "sp", "logprob": -0.2}, {"token": "spam", "logprob": -1.0},
                              {"token": "h", "logprob": -2.5}]}]}}]});
-        let alts = first_token_alternatives(&chat).unwrap();
-        assert_eq!(alts.len(), 3);
+        assert_eq!(first_token_alternatives(&chat).unwrap().len(), 3);
+        let evidence = first_token_evidence(&chat).unwrap();
         let options = ["ham".to_string(), "spam".to_string(), "other".to_string()];
-        let scores = first_token_scores(&alts, &options, false);
+        let scores = first_token_scores(&evidence, &options, false);
         assert_eq!(scores[0], -2.5);
         assert_eq!(scores[1], -1.0);
         let rest = 1.0 - (-0.2f64).exp() - (-1.0f64).exp() - (-2.5f64).exp();
@@ -323,9 +396,15 @@ mod tests {
         // Completions shape, with a space before the answer.
         let completion = json!({"choices": [{"logprobs": {"tokens": [" ham"], "token_logprobs": [-0.1],
             "top_logprobs": [{" ham": -0.1, " spam": -2.4}]}}]});
-        let alts = first_token_alternatives(&completion).unwrap();
+        let compact = compact_first_token(chat.clone(), &options, false);
+        assert!(compact.pointer("/choices/0/logprobs").is_none());
         assert_eq!(
-            first_token_scores(&alts, &options[..2], true),
+            first_token_scores(&first_token_evidence(&compact).unwrap(), &options, false),
+            scores
+        );
+        let evidence = first_token_evidence(&completion).unwrap();
+        assert_eq!(
+            first_token_scores(&evidence, &options[..2], true),
             vec![-0.1, -2.4]
         );
     }
