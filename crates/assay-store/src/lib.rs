@@ -512,14 +512,28 @@ impl Store {
 
     /// Every annotation of a task version with its record's data, by dataset, row and annotator.
     pub async fn labeled_records(&self, task_id: TaskId) -> Result<Vec<LabeledRecord>> {
+        self.labeled_records_of(task_id, None).await
+    }
+
+    /// The people's answers (`annotator_kind = 'human'`) of a task version, with their records' data.
+    pub async fn human_annotations(&self, task_id: TaskId) -> Result<Vec<LabeledRecord>> {
+        self.labeled_records_of(task_id, Some("human")).await
+    }
+
+    async fn labeled_records_of(
+        &self,
+        task_id: TaskId,
+        annotator_kind: Option<&str>,
+    ) -> Result<Vec<LabeledRecord>> {
         let rows = sqlx::query(
             "SELECT r.dataset_id, r.row_index, r.data, a.annotator_kind, a.annotator, a.model_sha256,
                     a.prompt_hash, a.run_id, a.scores, a.value, a.confidence, a.distribution, a.created_at
              FROM annotations a JOIN records r ON r.id = a.record_id
-             WHERE a.task_id = $1
+             WHERE a.task_id = $1 AND ($2 IS NULL OR a.annotator_kind = $2)
              ORDER BY r.dataset_id, r.row_index, a.annotator_kind, a.annotator",
         )
         .bind(task_id)
+        .bind(annotator_kind)
         .fetch_all(&self.pool)
         .await?;
         let json = |text: Option<String>, what: &str| -> Result<serde_json::Value> {
@@ -724,6 +738,7 @@ mod tests {
         assert_eq!(labeled[0].value, serde_json::json!("ham"));
         assert_eq!(labeled[0].confidence, Some(0.9));
         assert_eq!(labeled[0].annotator, "m");
+        assert!(store.human_annotations(task).await.unwrap().is_empty());
         let runs = store.runs(10).await.unwrap();
         assert_eq!(runs[0].items_scored, 1);
         assert_eq!(runs[0].status, "running");

@@ -6,6 +6,7 @@
 //! The judgments come from the store (the raw log-probabilities of both orders), so the tie margin in force is the
 //! task file's current one; the pairs' text comes from the stored records rendered with the task's templates.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,8 +16,10 @@ use assay_store::LabeledRecord;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
+use super::human::{answers_by_row, human_majority, HumanAnswer, LabelSource};
 use super::label::{
-    is_rated_pair, judgment_from_scores, outcome_name, task_identity, PairJudgment, TIE,
+    is_rated_pair, judgment_from_scores, outcome_name, preference_code, task_identity,
+    PairJudgment, TIE,
 };
 use super::Hinted;
 use crate::settings::{runtime, Settings};
@@ -76,16 +79,32 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     });
     assay_io::Format::from_path(&output).context("choosing the output format")?;
 
+    let people = human_labels(settings, &spec)?;
     let mut rows = Vec::new();
-    let (mut ties, mut inconsistent, mut unreadable) = (0usize, 0usize, 0usize);
+    let (mut ties, mut inconsistent, mut unreadable, mut by_people) =
+        (0usize, 0usize, 0usize, 0usize);
     for label in &labels {
-        let (Some(judgment), Some(data)) = (
+        let (Some(machine), Some(data)) = (
             judgment_from_scores(&spec, &label.scores),
             label.data.as_object(),
         ) else {
             unreadable += 1;
             continue;
         };
+        // Where people answered in `assay serve` and agree by plurality, their preference is the label.
+        let answers = people
+            .get(&(label.dataset_id, label.row_index))
+            .map_or(&[][..], Vec::as_slice);
+        let decided = human_majority(answers)
+            .and_then(|(value, agreeing)| preference_code(&value).map(|code| (code, agreeing)));
+        let (judgment, source) = match decided {
+            Some((code, agreeing)) => (
+                people_judgment(code, agreeing, answers.len()),
+                LabelSource::Human,
+            ),
+            None => (machine, LabelSource::Model),
+        };
+        by_people += usize::from(source == LabelSource::Human);
         let pair = if spec.kind == TaskKind::Rate {
             prompts.render_rated(data).map(|r| {
                 let second = r.second.unwrap_or_default();
@@ -104,15 +123,22 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         if (tie && !args.keep_ties) || (!judgment.consistent && !args.keep_inconsistent) {
             continue;
         }
-        rows.push(match args.format {
+        let mut row = match args.format {
             ExportFormat::Dpo => dpo_row(context, first, second, &judgment, label, &spec),
             ExportFormat::Reward => reward_row(context, first, second, &judgment, label, &spec),
-        });
+        };
+        row.insert("label_source".into(), json!(source.as_str()));
+        row.insert("human_answers".into(), json!(answers.len()));
+        if source == LabelSource::Human {
+            let names: Vec<&str> = answers.iter().map(|a| a.annotator.as_str()).collect();
+            row.insert("judge".into(), json!(format!("human:{}", names.join("+"))));
+        }
+        rows.push(row);
     }
     assay_io::write_output(&output, &rows, &assay_io::ParquetOptions::default())?;
     let fate = |kept: bool| if kept { "kept" } else { "left out" };
     println!(
-        "wrote {} pairs to {} ({} judged: {ties} ties, {}; {inconsistent} position-inconsistent, {}{})",
+        "wrote {} pairs to {} ({} judged, {by_people} by people: {ties} ties, {}; {inconsistent} position-inconsistent, {}{})",
         rows.len(),
         output.display(),
         labels.len(),
@@ -180,6 +206,43 @@ fn reward_row(
     row.insert("judge".into(), json!(judge_name(label)));
     row.insert("provenance".into(), provenance(label, spec));
     row
+}
+
+/// People's preference as a judgment: `code` (0: response 1, 1: response 2, [`TIE`]) chosen by `agreeing` of
+/// `answered`; the soft label is the share that chose response 1 (a tie counts half).
+fn people_judgment(code: usize, agreeing: usize, answered: usize) -> PairJudgment {
+    let share = agreeing as f64 / answered.max(1) as f64;
+    let soft = match code {
+        0 => share,
+        1 => 1.0 - share,
+        _ => 0.5,
+    };
+    PairJudgment {
+        p_ab: soft,
+        p_ba: 1.0 - soft,
+        soft,
+        margin: 2.0 * soft - 1.0,
+        consistent: true,
+        position_flip: false,
+        single_order: code,
+        outcome: code,
+    }
+}
+
+/// People's answers to a task version, by (dataset, row index).
+fn human_labels(
+    settings: &Settings,
+    spec: &TaskSpec,
+) -> anyhow::Result<HashMap<(i64, u64), Vec<HumanAnswer>>> {
+    let (_, _, task_hash) = task_identity(spec)?;
+    let rt = runtime()?;
+    let store = settings.open_store(&rt)?;
+    let Some(task_id) = rt.block_on(store.find_task(&spec.name, &task_hash))? else {
+        return Ok(HashMap::new());
+    };
+    Ok(answers_by_row(
+        &rt.block_on(store.human_annotations(task_id))?,
+    ))
 }
 
 fn judge_name(label: &LabeledRecord) -> &str {

@@ -4,6 +4,11 @@
 //! Work is committed in chunks of [`CHUNK_ITEMS`] items, one transaction each, and chunk boundaries depend only
 //! on the dataset's order; a resumed run therefore re-forms the same chunks, skips finished ones, and evaluates
 //! the rest exactly as an uninterrupted run would (same batches, same KV-cache layout, same numbers).
+//!
+//! A served model (`model.endpoint`, see [`served`]) gets bigger chunks, [`served_chunk_items`], so that its
+//! requests fill the concurrency limit; every answer is in the store before a label is derived from it.
+
+mod served;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +23,7 @@ use assay_core::task::ExampleLabel;
 use assay_core::{CalibrationMethod, PromptBuilder, Provenance, TaskKind, TaskSpec};
 use assay_llm::cache::ModelCache;
 use assay_llm::embedded::{default_threads, EmbeddedModel, ScorerOptions, Strategy};
-use assay_llm::Scorer;
+use assay_llm::openai::{ServedModel, INTERRUPTED};
 use assay_quality::calibration::{softmax, ContextualCalibration, FitOptions, FittedCalibration};
 use assay_quality::metrics::{classification_report, ClassificationReport};
 use assay_store::{AnnotationSource, CalibratedLabel, NewAnnotation, NewRun};
@@ -31,6 +36,12 @@ use crate::settings::{runtime, Settings};
 
 /// Items per committed chunk: a `kill -9` loses at most this many items' work.
 pub const CHUNK_ITEMS: usize = 16;
+
+/// Items per committed chunk for a served model: enough requests in flight to use the concurrency limit (chunks
+/// still depend only on the dataset's order and the task's settings).
+pub fn served_chunk_items(concurrency: usize) -> usize {
+    CHUNK_ITEMS.max(4 * concurrency)
+}
 
 /// Gold rows needed in the fit split before a fitted calibration is learned.
 const MIN_FIT_ROWS: usize = 10;
@@ -55,6 +66,16 @@ pub struct LabelArgs {
     /// Also write the run summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Estimate the requests, tokens and cost of labeling the pending rows, then stop (a served model is sent
+    /// nothing).
+    #[arg(long)]
+    pub plan: bool,
+}
+
+/// The model behind a run.
+enum Backend {
+    Embedded(EmbeddedModel),
+    Served(ServedModel),
 }
 
 /// A row ready to score.
@@ -95,6 +116,9 @@ struct Summary {
     tokens_per_second: Option<f64>,
     output: String,
     interrupted: bool,
+    /// Served models: requests, cache hits, tokens and cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    served: Option<served::ServedSummary>,
 }
 
 /// Run `assay label`.
@@ -118,7 +142,35 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(format!("{}.labeled.jsonl", spec.name)));
     assay_io::Format::from_path(&output).context("choosing the output format")?;
 
-    let (model_path, model_name, model_sha) = resolve_model(settings, &spec)?;
+    // A served model is reached (and, for `scoring = "auto"`, probed) before any work; `--plan` sends nothing.
+    let (backend, model_name, model_sha) = if spec.model.is_served() {
+        if spec.compare.as_ref().is_some_and(|c| c.chain_of_thought) {
+            bail!(Hinted {
+                message: "chain-of-thought compare tasks generate rationales with the embedded model; served models do not do that yet".into(),
+                hint: "remove `model.endpoint`, or set `chain-of-thought = false`".into(),
+            });
+        }
+        let config = served::config(&spec)?;
+        let model = if args.plan {
+            ServedModel::offline(config)?
+        } else {
+            ServedModel::connect(config).with_context(|| {
+                format!("reaching the model server {}", spec.model.endpoint.as_deref().unwrap_or(""))
+            })?
+        };
+        if !args.plan {
+            eprintln!("model: {} at {}", model.info().name, model.config().endpoint);
+            eprintln!("scoring: {}", model.describe_mode());
+            if model.mode() == assay_core::ServedScoring::Generate {
+                eprintln!("warning: the server returns no log-probabilities: labels are generated answers, confidence is unavailable and no calibration is applied");
+            }
+        }
+        let (name, sha) = (model.info().name.clone(), model.info().sha256.clone());
+        (Backend::Served(model), name, sha)
+    } else {
+        let (model_path, model_name, model_sha) = resolve_model(settings, &spec)?;
+        (Backend::Embedded(EmbeddedModel::load(&model_path, &model_name, &model_sha)?), model_name, model_sha)
+    };
     let (prompts, prompt_hash, task_hash) = task_identity(&spec)?;
 
     // Read and validate every row before loading the model: bad rows are reported, not fatal.
@@ -199,6 +251,23 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     ))?;
     let annotator = format!("{model_name}@{}", &model_sha[..12]);
     let done = rt.block_on(store.annotated_records(task_id, "model", &annotator))?;
+    if args.plan {
+        let pending: Vec<&Item> = items
+            .iter()
+            .filter(|i| !done.contains(&record_ids[&i.index]))
+            .collect();
+        let mut requests: Vec<_> = pending.iter().map(|i| item_request(&prompts, i, None)).collect();
+        if !matches!(spec.kind, TaskKind::Compare | TaskKind::Rate) {
+            requests.extend(spec.calibration.content_free.iter().map(|t| prompts.request(t)));
+        }
+        return match &backend {
+            Backend::Served(model) => served::plan(model, &store, &rt, pending.len(), &requests),
+            Backend::Embedded(_) => {
+                println!("plan: {} items to label with the embedded model {model_name}; nothing is paid", pending.len());
+                Ok(ExitCode::SUCCESS)
+            }
+        };
+    }
     let run_id = rt.block_on(store.start_run(&NewRun {
         task_id,
         dataset_id,
@@ -218,18 +287,37 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         prompt_hash: prompt_hash.clone(),
     };
 
-    let model = EmbeddedModel::load(&model_path, &model_name, &model_sha)?;
     let threads = args
         .threads
         .or(spec.model.threads)
         .unwrap_or_else(default_threads);
-    let options = ScorerOptions {
-        format: spec.model.prompt_format,
-        threads,
-        batch_tokens: spec.model.batch_tokens,
-        strategy: Strategy::CachedBatched,
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let (mut scorer, chunk_items) = match &backend {
+        Backend::Embedded(model) => {
+            let options = ScorerOptions {
+                format: spec.model.prompt_format,
+                threads,
+                batch_tokens: spec.model.batch_tokens,
+                strategy: Strategy::CachedBatched,
+            };
+            (
+                served::AnyScorer::Embedded(model.scorer(&prompts.prefix_probe(), options)?),
+                CHUNK_ITEMS,
+            )
+        }
+        Backend::Served(model) => {
+            let cache = served::StoreCache {
+                store: &store,
+                rt: &rt,
+                run_id: run_id.clone(),
+            };
+            (
+                served::AnyScorer::Served(model.scorer(Box::new(cache), interrupted.clone())),
+                served_chunk_items(model.config().limits.concurrency),
+            )
+        }
     };
-    let mut scorer = model.scorer(&prompts.prefix_probe(), options)?;
+    let generated = matches!(&backend, Backend::Served(m) if m.mode() == assay_core::ServedScoring::Generate);
     // Content-free inputs first, as their own call, so every run starts from the same state. Compare tasks have
     // none: judging both orders is their debiasing.
     let content_free: Vec<_> = if matches!(spec.kind, TaskKind::Compare | TaskKind::Rate) {
@@ -243,7 +331,6 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     };
     let content_free_scores = scorer.score(&content_free)?;
 
-    let interrupted = Arc::new(AtomicBool::new(false));
     watch_ctrl_c(interrupted.clone());
     let pending_total = items
         .iter()
@@ -254,7 +341,9 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     let stats_before = scorer.stats();
     let mut scored_this_run = 0u64;
     let mut failures: Vec<(u64, String)> = Vec::new();
-    for chunk in items.chunks(CHUNK_ITEMS) {
+    // Content-free requests count towards the run's usage too.
+    let mut served_before = scorer.served_stats().map(|_| Default::default());
+    for chunk in items.chunks(chunk_items) {
         if interrupted.load(Ordering::SeqCst) {
             break;
         }
@@ -271,6 +360,9 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|i| {
                     let pair = i.pair.as_ref().expect("compare items have a pair");
+                    let Backend::Embedded(model) = &backend else {
+                        unreachable!("chain of thought is refused for served models above");
+                    };
                     let generate = |order| {
                         model.generate(
                             &prompts.compare_rationale_prompt(pair, order),
@@ -290,38 +382,57 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         let requests: Vec<_> = pending
             .iter()
             .zip(&rationales)
-            .map(|(i, rationales)| match (&i.pair, &i.rated, rationales) {
-                (Some(pair), _, Some(r)) => prompts.compare_request_with_rationales(pair, r),
-                (Some(pair), _, None) => prompts.compare_request(pair),
-                (None, Some(rated), _) => prompts.rate_request(rated),
-                (None, None, _) => prompts.request(&i.text),
-            })
+            .map(|(i, rationales)| item_request(&prompts, i, rationales.as_ref()))
             .collect();
         let results = scorer.score(&requests)?;
+        let usage: Vec<Option<Value>> = match scorer.usage() {
+            Some(u) => u.iter().map(|u| Some(json!(u))).collect(),
+            None => vec![None; results.len()],
+        };
         let mut annotations = Vec::new();
-        for ((item, result), rationales) in pending.iter().zip(results).zip(rationales) {
+        let mut done_in_chunk = 0u64;
+        for (((item, result), rationales), usage) in
+            pending.iter().zip(results).zip(rationales).zip(usage)
+        {
             match result {
                 Ok(scores) => {
                     let raw = units_from_scores(&scores);
                     let (value, confidence, distribution) = label_from_units(&spec, &raw);
-                    // Rationales are stored beside the log-probabilities (see `logprobs_of`).
-                    let scores = match rationales {
-                        Some(r) => json!({"logprobs": scores, "rationales": r}),
-                        None => json!(scores),
+                    // Rationales and a served model's usage are stored beside the log-probabilities (see
+                    // `logprobs_of`).
+                    let scores = match (rationales, usage) {
+                        (Some(r), _) => json!({"logprobs": scores, "rationales": r}),
+                        (None, Some(u)) if generated => {
+                            json!({"logprobs": scores, "usage": u, "generated": true})
+                        }
+                        (None, Some(u)) => json!({"logprobs": scores, "usage": u}),
+                        (None, None) => json!(scores),
                     };
                     annotations.push(NewAnnotation {
                         record_id: record_ids[&item.index],
                         scores,
                         value,
-                        confidence: Some(confidence),
-                        distribution,
+                        confidence: (!generated).then_some(confidence),
+                        distribution: if generated { Value::Null } else { distribution },
                     });
+                    done_in_chunk += 1;
                 }
-                Err(reason) => failures.push((item.index, reason)),
+                // Not a failure: a rerun scores it (its answers so far are in the cache).
+                Err(reason) if reason == INTERRUPTED => {}
+                Err(reason) => {
+                    failures.push((item.index, reason));
+                    done_in_chunk += 1;
+                }
             }
         }
         scored_this_run += rt.block_on(store.insert_annotations(&source, &annotations))?;
-        bar.inc(pending.len() as u64);
+        if let (Backend::Served(model), Some(before), Some(now)) =
+            (&backend, served_before, scorer.served_stats())
+        {
+            rt.block_on(store.add_run_usage(&run_id, &served::usage_delta(model, before, now)))?;
+            served_before = Some(now);
+        }
+        bar.inc(done_in_chunk);
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
@@ -366,7 +477,16 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             )
         })
         .collect();
-    let calibrator = Calibrator::build(&spec, &content_free_units, &labeled, &gold_items)?;
+    // Generated labels carry no distribution: nothing to calibrate.
+    let calibration_spec = if generated {
+        let mut s = spec.clone();
+        s.calibration.method = CalibrationMethod::None;
+        s
+    } else {
+        spec.clone()
+    };
+    let calibrator =
+        Calibrator::build(&calibration_spec, &content_free_units, &labeled, &gold_items)?;
     let eval: Vec<usize> = gold_items
         .iter()
         .filter(|(_, fit)| !fit || calibrator.fitted.is_none())
@@ -388,6 +508,9 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     let mut calibrated_units: Vec<Vec<Vec<f64>>> = Vec::with_capacity(labeled.len());
     let assay_column = free_column_name(reader.columns());
     let failed: HashMap<u64, &String> = failures.iter().map(|(i, r)| (*i, r)).collect();
+    // People's answers from `assay serve` flow back: each row gets them and its final label.
+    let human_answers =
+        super::human::answers_by_row(&rt.block_on(store.human_annotations(task_id))?);
     let mut labeled_iter = labeled.iter().peekable();
     for item in &items {
         let mut row = item.values.clone();
@@ -404,12 +527,19 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                         entry.1 += 1;
                     }
                 }
-                histogram[((confidence * 10.0) as usize).min(9)] += 1;
+                let was_generated = served::is_generated(&stored.scores);
+                if !was_generated {
+                    histogram[((confidence * 10.0) as usize).min(9)] += 1;
+                }
                 calibrated_labels.push(CalibratedLabel {
                     annotation_id: stored.id,
                     value: value.clone(),
-                    confidence: Some(confidence),
-                    distribution: distribution.clone(),
+                    confidence: (!was_generated).then_some(confidence),
+                    distribution: if was_generated {
+                        Value::Null
+                    } else {
+                        distribution.clone()
+                    },
                 });
                 let judgment = compare_judgment(&spec, &units);
                 let rating = rating_json(&spec, &units);
@@ -435,6 +565,13 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                 if let Some(rating) = rating {
                     assay["rating"] = rating;
                 }
+                if was_generated {
+                    assay["confidence"] = Value::Null;
+                    assay["distribution"] = Value::Null;
+                }
+                if let Some(usage) = stored.scores.get("usage") {
+                    assay["usage"] = usage.clone();
+                }
                 assay["provenance"] = json!(provenance);
                 assay
             }
@@ -446,6 +583,13 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                 json!({"label": Value::Null, "confidence": Value::Null, "error": reason})
             }
         };
+        let answers = human_answers
+            .get(&(dataset_id, item.index))
+            .map_or(&[][..], Vec::as_slice);
+        let mut assay = assay;
+        let (human, final_label) = super::human::output_fields(&assay["label"], answers);
+        assay["human"] = human;
+        assay["final"] = final_label;
         row.insert(assay_column.clone(), assay);
         out_rows.push(row);
     }
@@ -472,6 +616,33 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             .collect();
         CompareSummary::of(&judged)
     });
+    let served_summary = match (&backend, scorer.served_stats()) {
+        (Backend::Served(model), Some(now)) => {
+            let labeled_cost: f64 = labeled
+                .iter()
+                .filter_map(|(_, _, a)| served::row_usage(&a.scores))
+                .map(|u| u.cost_usd)
+                .sum();
+            Some(served::ServedSummary {
+                endpoint: model.config().endpoint.clone(),
+                scoring: model.mode().as_str().to_string(),
+                requests: now.requests,
+                cache_hits: now.cache_hits,
+                retries: now.retries,
+                input_tokens: now.input_tokens,
+                output_tokens: now.output_tokens,
+                cost_usd: now.cost_usd,
+                labeled_cost_usd: labeled_cost,
+                projected_cost_usd: if labeled.is_empty() {
+                    0.0
+                } else {
+                    labeled_cost / labeled.len() as f64 * rows_read as f64
+                },
+                prices: model.config().prices,
+            })
+        }
+        _ => None,
+    };
     let decode_tokens = stats.tokens_evaluated - stats_before.tokens_evaluated;
     let decode_seconds = stats.decode_seconds - stats_before.decode_seconds;
     let summary = Summary {
@@ -496,6 +667,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
         tokens_per_second: (decode_seconds > 0.0).then(|| decode_tokens as f64 / decode_seconds),
         output: output.display().to_string(),
         interrupted: was_interrupted,
+        served: served_summary,
     };
     let status = if was_interrupted {
         "interrupted"
@@ -508,6 +680,12 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     print_summary(&summary, &row_errors);
+    if let Some(s) = &summary.served {
+        served::print_summary(s);
+    }
+    if generated {
+        println!("confidence: unavailable (the server returned no log-probabilities); accuracy figures hold, ECE and coverage do not");
+    }
     Ok(if was_interrupted {
         ExitCode::from(130)
     } else {
@@ -675,6 +853,20 @@ pub(crate) fn task_identity(spec: &TaskSpec) -> anyhow::Result<(PromptBuilder, S
     let task_hash =
         assay_core::sha256_hex(format!("{}{}", spec.spec_hash(), prompt_hash).as_bytes());
     Ok((prompts, prompt_hash, task_hash))
+}
+
+/// The request scoring an item (with its chain-of-thought rationales, if any).
+fn item_request(
+    prompts: &PromptBuilder,
+    item: &Item,
+    rationales: Option<&[String; 2]>,
+) -> assay_core::ScoreRequest {
+    match (&item.pair, &item.rated, rationales) {
+        (Some(pair), _, Some(r)) => prompts.compare_request_with_rationales(pair, r),
+        (Some(pair), _, None) => prompts.compare_request(pair),
+        (None, Some(rated), _) => prompts.rate_request(rated),
+        (None, None, _) => prompts.request(&item.text),
+    }
 }
 
 /// The text shown for a row (the context for compare, the response for rate) and, for compare and rate tasks, the

@@ -100,3 +100,22 @@ pub fn without_run_identity(rows: &[serde_json::Value]) -> Vec<serde_json::Value
         })
         .collect()
 }
+
+/// Run statements against the SQLite store (read-write).
+pub fn sql_exec(db: &Path, statements: &[&str]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", db.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        for sql in statements {
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        pool.close().await;
+    })
+}
