@@ -357,7 +357,8 @@ function toggleGuidelines() {
 }
 
 function onKey(s, event) {
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  // A held key repeats: it must not answer the items after this one too.
+  if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
   const target = event.target;
   if (target && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName))) return;
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
