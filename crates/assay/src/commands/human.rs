@@ -64,7 +64,7 @@ pub(crate) fn human_majority(answers: &[HumanAnswer]) -> Option<(Value, usize)> 
             None => counts.push((&a.value, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     match counts.as_slice() {
         [] => None,
         [(top, n)] => Some(((*top).clone(), *n)),
