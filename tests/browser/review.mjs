@@ -11,6 +11,8 @@
 //   ASSAY_OTHER_TOKEN       a second annotator: claims an item whose page the first must not open
 //   ASSAY_CLASSIFY_PROJECT  name of a classify project with two labels (key 1, key 2) and at least 7 items
 //   ASSAY_COMPARE_PROJECT   name of a compare project with at least 3 pairs
+//   ASSAY_ADMIN_TOKEN       an admin (optional): adds an annotator and creates a project in the admin screens
+//   ASSAY_ADMIN_TASK        with it: the absolute path of a task file (on the server) to create a project from
 //   ASSAY_SCREENSHOT        where to write the PNG of the review screen (optional)
 //   ASSAY_RESULT            where to write the JSON summary (optional; it is printed as the last stdout line too)
 //   CHROMIUM                the browser (default /usr/bin/chromium)
@@ -18,7 +20,9 @@
 // What it does: a wrong token is refused in plain words; the annotator logs in, answers classify items with the
 // number keys (and one with the mouse), takes one answer back with `u` and answers it again, skips one with `s`;
 // answers three pairs with `1`, `2` and `t`; opens the other annotator's assignment (the API says 403 and the
-// page says so). Every step is checked in the page; any failure exits non-zero with the reason.
+// page says so). With an admin token, the admin screens add an annotator (the token shown once logs in), refuse a
+// taken name, create a project from a task file and show the first annotator's progress. Every step is checked in
+// the page; any failure exits non-zero with the reason.
 
 import { chromium } from 'playwright-core';
 import { writeFileSync } from 'node:fs';
@@ -36,6 +40,8 @@ const classifyName = env('ASSAY_CLASSIFY_PROJECT');
 const compareName = env('ASSAY_COMPARE_PROJECT');
 const screenshotPath = process.env.ASSAY_SCREENSHOT;
 const resultPath = process.env.ASSAY_RESULT;
+const adminToken = process.env.ASSAY_ADMIN_TOKEN;
+const adminTask = adminToken ? env('ASSAY_ADMIN_TASK') : null;
 
 const step = (text) => console.error(`[review.mjs] ${text}`);
 
@@ -233,6 +239,50 @@ try {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
   }).then((r) => r.status), otherId);
   assert.equal(csrf, 403, 'POST without X-CSRF-Token');
+
+  if (adminToken) {
+    step('admin: add an annotator with skills (token shown once), create a project from a task file, see progress');
+    const admin = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    admin.setDefaultTimeout(30_000);
+    admin.on('pageerror', (e) => pageErrors.push(String(e)));
+    await admin.goto(`${base}/`);
+    await admin.fill('#token', adminToken);
+    await admin.press('#token', 'Enter');
+    await admin.waitForSelector('#projects');
+    await admin.click('#nav a[href="#/admin"]');
+    await admin.waitForSelector('#add-annotator');
+    await admin.fill('#new-name', 'carol');
+    await admin.fill('#new-skills', 'medical, legal');
+    await admin.click('#add-annotator button[type=submit]');
+    const newToken = (await (await admin.waitForSelector('#new-token')).textContent()).trim();
+    assert.match(await admin.textContent('#new-annotator-result'), /shown only this once/);
+    assert.match(await admin.textContent('#annotators tr[data-annotator="carol"]'), /legal, medical|medical, legal/);
+    const login = await fetch(`${base}/api/login`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: newToken }),
+    });
+    assert.equal(login.status, 200, 'the token the page showed logs carol in');
+    assert.equal((await login.json()).annotator.name, 'carol');
+    // The name is taken now: said in plain words.
+    await admin.fill('#new-name', 'carol');
+    await admin.click('#add-annotator button[type=submit]');
+    await admin.waitForSelector('#new-annotator-result .message.error');
+    assert.match(await admin.textContent('#new-annotator-result'), /taken/);
+
+    await admin.fill('#task-path', adminTask);
+    await admin.fill('#project-name', 'created-in-the-browser');
+    await admin.click('#create-project button[type=submit]');
+    await admin.waitForSelector('#new-project-result .message.ok');
+    const created = await admin.textContent('#new-project-result');
+    assert.match(created, /created-in-the-browser created/);
+    await admin.waitForSelector('#admin-projects tr[data-project] >> text=created-in-the-browser');
+
+    await admin.goto(`${base}/#/admin/project/${classify.id}`);
+    await admin.waitForSelector('#project-annotators tr[data-annotator="alice"]');
+    const cells = await admin.$$eval('#project-annotators tr[data-annotator="alice"] td', (tds) => tds.map((td) => td.textContent));
+    assert.equal(cells[1], '5', `alice's answers on the progress page: ${cells}`);
+    assert.equal(cells[2], '1', `alice's skips on the progress page: ${cells}`);
+    result.admin = { created_annotator: 'carol', created_project: 'created-in-the-browser', progress: cells };
+  }
 
   assert.deepEqual(pageErrors, [], 'no script errors in the page');
   assert.deepEqual(outside, [], 'no requests outside the server');

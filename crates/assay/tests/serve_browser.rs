@@ -1,7 +1,7 @@
 //! The review UI of `assay serve` in a real headless Chromium (issue 4): the real binary labels a few rows of the
 //! bundled SMS spam and PandaLM examples with the embedded model, makes review projects of them, serves them, and
-//! `tests/browser/review.mjs` (playwright-core driving /usr/bin/chromium) answers as an annotator would. Then the
-//! store must hold exactly the answers the browser gave.
+//! `tests/browser/review.mjs` (playwright-core driving /usr/bin/chromium) answers as an annotator would and uses the
+//! admin screens. Then the store must hold exactly the answers the browser gave.
 
 mod common;
 
@@ -277,6 +277,7 @@ fn issue_4_review_ui_in_headless_chromium_keyboard_undo_pairs_and_others_items()
     ]);
     let alice = token_in(&run(&["annotator", "add", "alice"]));
     let bob = token_in(&run(&["annotator", "add", "bob"]));
+    let boss = token_in(&run(&["annotator", "add", "boss", "--admin"]));
 
     let (server, port) = serve(&store, dir);
     let shot = dir.join("review-screen.png");
@@ -289,6 +290,8 @@ fn issue_4_review_ui_in_headless_chromium_keyboard_undo_pairs_and_others_items()
         .env("ASSAY_OTHER_TOKEN", &bob)
         .env("ASSAY_CLASSIFY_PROJECT", "sms")
         .env("ASSAY_COMPARE_PROJECT", "pairs")
+        .env("ASSAY_ADMIN_TOKEN", &boss)
+        .env("ASSAY_ADMIN_TASK", &pairs_review)
         .env("ASSAY_SCREENSHOT", &shot)
         .env("ASSAY_RESULT", &result_path)
         .env("ASSAY_FAILURE_SCREENSHOT", dir.join("failure.png"))
@@ -361,6 +364,23 @@ fn issue_4_review_ui_in_headless_chromium_keyboard_undo_pairs_and_others_items()
     }
     assert_eq!(by_task, BTreeMap::from([("pandalm", 3), ("sms-spam", 5)]));
     assert_eq!(result["forbidden"]["status"], 403);
+
+    // The admin screens: an annotator with two skills and a project, made in the browser.
+    assert_eq!(
+        sql_count(
+            &store,
+            "SELECT count(*) FROM annotator_skills s JOIN annotators a ON a.id = s.annotator_id \
+             WHERE a.name = 'carol' AND a.role = 'annotator' AND s.skill IN ('medical', 'legal')"
+        ),
+        2
+    );
+    assert_eq!(
+        sql_count(
+            &store,
+            "SELECT count(*) FROM review_projects WHERE name = 'created-in-the-browser'"
+        ),
+        1
+    );
 
     let png = std::fs::read(&shot).unwrap();
     assert!(
