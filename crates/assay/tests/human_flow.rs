@@ -97,6 +97,29 @@ fn human_answers_and_final_labels_reach_the_label_output() {
         assert_eq!(a["assay"]["final"], b["assay"]["final"]);
     }
 
+    // `export --format labels` writes the final labels with their source, in JSONL and Parquet.
+    let labels = dir.path().join("final.labels.jsonl");
+    ok(assay()
+        .args(["export", "--format", "labels", task.to_str().unwrap()])
+        .arg("--output")
+        .arg(&labels)
+        .arg("--store")
+        .arg(&db));
+    let exported = read_jsonl(&labels);
+    assert_eq!(exported.len(), 6);
+    assert_eq!(exported[0]["label"], other_0);
+    assert_eq!(exported[0]["label_source"], "human");
+    assert_eq!(exported[0]["model_label"], model_0);
+    assert_eq!(exported[0]["human_answers"].as_array().unwrap().len(), 2);
+    assert_eq!(exported[1]["label_source"], "model");
+    assert_eq!(exported[0]["text"], after[0]["text"]);
+    ok(assay()
+        .args(["export", "--format", "labels", task.to_str().unwrap()])
+        .arg("--output")
+        .arg(dir.path().join("final.labels.parquet"))
+        .arg("--store")
+        .arg(&db));
+
     // The Parquet output carries the same columns.
     let parquet = dir.path().join("labeled.parquet");
     ok(assay()

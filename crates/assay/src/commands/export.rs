@@ -16,7 +16,7 @@ use assay_store::LabeledRecord;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
-use super::human::{answers_by_row, human_majority, HumanAnswer, LabelSource};
+use super::human::{answers_by_row, final_label, human_majority, HumanAnswer, LabelSource};
 use super::label::{
     is_rated_pair, judgment_from_scores, outcome_name, preference_code, task_identity,
     PairJudgment, TIE,
@@ -31,12 +31,16 @@ pub enum ExportFormat {
     Dpo,
     /// `prompt`, `response_1`, `response_2`, soft label P(response 1 better), label, judge, provenance.
     Reward,
+    /// Any task: the record's columns + the final `label` (people's plurality where they answered, else the
+    /// machine's), `label_source`, the machine's `model_label` and `confidence`, the people's `human_answers`, and
+    /// `provenance`.
+    Labels,
 }
 
 /// Arguments of `assay export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The compare task file whose judgments to export (labeled before with `assay label`).
+    /// The task file whose labels to export (labeled before with `assay label`).
     pub task: PathBuf,
     /// Output layout.
     #[arg(long, value_enum)]
@@ -58,6 +62,9 @@ pub struct ExportArgs {
 /// Run `assay export`.
 pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let spec = TaskSpec::from_path(&args.task)?;
+    if args.format == ExportFormat::Labels {
+        return export_labels(settings, &args, &spec);
+    }
     if spec.kind != TaskKind::Compare && !is_rated_pair(&spec) {
         bail!(Hinted {
             message: format!(
@@ -65,7 +72,8 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
                 spec.name,
                 spec.kind.as_str()
             ),
-            hint: "export a task with `type = \"compare\"`, or a rate task with `rate.response-2`"
+            hint: "export pairs from a task with `type = \"compare\"` or a rate task with `rate.response-2`; \
+                   `--format labels` exports any task's final labels"
                 .into(),
         });
     }
@@ -74,6 +82,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         let format = match args.format {
             ExportFormat::Dpo => "dpo",
             ExportFormat::Reward => "reward",
+            ExportFormat::Labels => "labels",
         };
         PathBuf::from(format!("{}.{format}.jsonl", spec.name))
     });
@@ -126,6 +135,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         let mut row = match args.format {
             ExportFormat::Dpo => dpo_row(context, first, second, &judgment, label, &spec),
             ExportFormat::Reward => reward_row(context, first, second, &judgment, label, &spec),
+            ExportFormat::Labels => unreachable!("written by export_labels"),
         };
         row.insert("label_source".into(), json!(source.as_str()));
         row.insert("human_answers".into(), json!(answers.len()));
@@ -206,6 +216,54 @@ fn reward_row(
     row.insert("judge".into(), json!(judge_name(label)));
     row.insert("provenance".into(), provenance(label, spec));
     row
+}
+
+/// `--format labels`: one row per item the model labeled, with its final label and where it came from.
+fn export_labels(
+    settings: &Settings,
+    args: &ExportArgs,
+    spec: &TaskSpec,
+) -> anyhow::Result<ExitCode> {
+    let (_, labels) = model_labels(settings, &args.task, spec, args.annotator.as_deref())?;
+    let people = human_labels(settings, spec)?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.labels.jsonl", spec.name)));
+    assay_io::Format::from_path(&output).context("choosing the output format")?;
+    let mut rows = Vec::with_capacity(labels.len());
+    let mut by_people = 0usize;
+    for label in &labels {
+        let answers = people
+            .get(&(label.dataset_id, label.row_index))
+            .map_or(&[][..], Vec::as_slice);
+        let (final_label, source) = final_label(&label.value, answers);
+        by_people += usize::from(source == LabelSource::Human);
+        let mut row = label.data.as_object().cloned().unwrap_or_default();
+        row.insert("label".into(), final_label);
+        row.insert("label_source".into(), json!(source.as_str()));
+        row.insert("model_label".into(), label.value.clone());
+        row.insert("confidence".into(), json!(label.confidence));
+        row.insert(
+            "human_answers".into(),
+            Value::Array(
+                answers
+                    .iter()
+                    .map(|a| json!({"annotator": a.annotator, "label": a.value}))
+                    .collect(),
+            ),
+        );
+        row.insert("provenance".into(), provenance(label, spec));
+        rows.push(row);
+    }
+    assay_io::write_output(&output, &rows, &assay_io::ParquetOptions::default())?;
+    println!(
+        "wrote {} labels to {} ({by_people} decided by people, {} by the model)",
+        rows.len(),
+        output.display(),
+        rows.len() - by_people
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// People's preference as a judgment: `code` (0: response 1, 1: response 2, [`TIE`]) chosen by `agreeing` of
