@@ -164,11 +164,22 @@ pub async fn import_file(
     let owned = path.to_path_buf();
     let reader = std::thread::spawn(move || read_chunks(&owned, &tx));
     let mut summary = ImportSummary::default();
+    let (mut records_time, mut labels_time, mut waiting) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
     let mut runs: HashMap<String, String> = HashMap::new();
-    while let Some(chunk) = rx.recv().await {
+    loop {
+        let t = std::time::Instant::now();
+        let Some(chunk) = rx.recv().await else { break };
+        waiting += t.elapsed();
         let chunk = chunk.map_err(read_err)?;
         summary.rows += (chunk.rows.len() + chunk.errors.len()) as u64;
+        let t = std::time::Instant::now();
         summary.new_records += store.insert_records(dataset, &chunk.rows).await?;
+        records_time += t.elapsed();
+        let t = std::time::Instant::now();
         if let (Some(first), Some(last)) = (
             chunk.labels.first().map(|l| l.0),
             chunk.labels.last().map(|l| l.0),
@@ -204,6 +215,7 @@ pub async fn import_file(
                     .await?;
             }
         }
+        labels_time += t.elapsed();
         reporter.advance((chunk.rows.len() + chunk.errors.len()) as u64);
         summary.row_errors.extend(chunk.errors);
     }
@@ -223,7 +235,15 @@ pub async fn import_file(
             .await?;
     }
     reporter.routing();
+    let t = std::time::Instant::now();
     summary.route = store.route_project(project).await?;
+    tracing::info!(
+        ?waiting,
+        ?records_time,
+        ?labels_time,
+        routing = ?t.elapsed(),
+        "import phases"
+    );
     Ok(summary)
 }
 

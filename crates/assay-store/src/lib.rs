@@ -303,15 +303,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
         for batch in rows.chunks(INSERT_BATCH_ROWS) {
-            let mut sql = String::from("INSERT INTO records (dataset_id, row_index, data) VALUES ");
-            for i in 0..batch.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let p = 3 * i;
-                sql.push_str(&format!("(${}, ${}, ${})", p + 1, p + 2, p + 3));
-            }
-            sql.push_str(" ON CONFLICT (dataset_id, row_index) DO NOTHING");
+            let sql = format!(
+                "INSERT INTO records (dataset_id, row_index, data) VALUES {} ON CONFLICT (dataset_id, row_index) DO NOTHING",
+                review::values_list(self.backend, batch.len(), 3)
+            );
             let mut query = sqlx::query(&sql);
             for (index, data) in batch {
                 query = query

@@ -27,7 +27,7 @@ pub type ProjectId = i64;
 pub type AssignmentId = i64;
 
 /// Items per multi-row `INSERT` of review items and imported labels.
-const BATCH_ROWS: usize = 200;
+const BATCH_ROWS: usize = 500;
 
 /// A person who answers (and, with the `admin` role, manages) reviews.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -201,6 +201,30 @@ pub struct Progress {
     pub annotators: Vec<AnnotatorProgress>,
     /// Answers to gold items: (annotator id, gold value, answer).
     pub gold_answers: Vec<(AnnotatorId, serde_json::Value, serde_json::Value)>,
+}
+
+/// The `VALUES` rows of a multi-row insert with `cols` placeholders each, bound in order. SQLite gets anonymous `?`:
+/// with numbered ones, binding costs quadratic time in the number of parameters of a statement (sqlx asks SQLite for
+/// every parameter's name, and SQLite finds a name by a linear search), which made large batches slow.
+pub(crate) fn values_list(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * cols + c + 1)),
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// The one bound argument of a filtered listing.
@@ -491,38 +515,28 @@ impl Store {
         let created_at = now();
         let mut inserted = 0;
         for batch in labels.chunks(BATCH_ROWS) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
-                     prompt_hash, scores, value, confidence, distribution, created_at) VALUES ",
+                     prompt_hash, scores, value, confidence, distribution, created_at) VALUES {}
+                 ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING",
+                values_list(self.backend, batch.len(), 12)
             );
-            // Shared values first: $1 task, $2 run, $3 annotator, $4 time; then 5 per row.
-            for i in 0..batch.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let p = 5 + 5 * i;
-                sql.push_str(&format!(
-                    "($1, ${}, $2, 'model', $3, '', '', ${}, ${}, ${}, ${}, $4)",
-                    p,
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4
-                ));
-            }
-            sql.push_str(" ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING");
-            let mut query = sqlx::query(&sql)
-                .bind(task_id)
-                .bind(run_id)
-                .bind(annotator)
-                .bind(&created_at);
+            let mut query = sqlx::query(&sql);
             for l in batch {
+                let scores = (!l.scores.is_null()).then(|| l.scores.to_string());
                 query = query
+                    .bind(task_id)
                     .bind(l.record_id)
-                    .bind(l.scores.to_string())
+                    .bind(run_id)
+                    .bind("model")
+                    .bind(annotator)
+                    .bind("")
+                    .bind("")
+                    .bind(scores)
                     .bind(l.value.to_string())
                     .bind(l.confidence)
-                    .bind(l.distribution.to_string());
+                    .bind(l.distribution.to_string())
+                    .bind(&created_at);
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
@@ -546,20 +560,36 @@ impl Store {
             return Ok(RouteSummary::default());
         };
         let review = p.review();
-        let needs_data = p.spec.gold.is_some() || review.skill_column.is_some();
         let is_compare = p.spec.kind == TaskKind::Compare;
+        // The gold and skill columns are read by the database as JSON text, so the records' data never travels.
+        let mut next_param = 3;
+        let mut column_sql = |column: &Option<String>| -> String {
+            if column.is_none() {
+                return "NULL".into();
+            }
+            let n = next_param;
+            next_param += 1;
+            match self.backend {
+                Backend::Sqlite => format!("json_quote(json_extract(r.data, ${n}))"),
+                Backend::Postgres => format!("(CAST(r.data AS JSON) -> CAST(${n} AS TEXT))::text"),
+            }
+        };
         let sql = format!(
-            "SELECT r.id, a.confidence, a.value, {}, {} FROM records r
+            "SELECT r.id, a.confidence, a.value, {}, {}, {} FROM records r
              LEFT JOIN annotations a ON a.record_id = r.id AND a.task_id = $1 AND a.annotator_kind = 'model'
              WHERE r.dataset_id = $2 ORDER BY r.id, a.id",
             if is_compare { "a.scores" } else { "NULL" },
-            if needs_data { "r.data" } else { "NULL" },
+            column_sql(&p.spec.gold),
+            column_sql(&review.skill_column),
         );
-        let rows = sqlx::query(&sql)
-            .bind(p.task_id)
-            .bind(dataset_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(p.task_id).bind(dataset_id);
+        for column in [&p.spec.gold, &review.skill_column].into_iter().flatten() {
+            query = query.bind(match self.backend {
+                Backend::Sqlite => format!("$.\"{}\"", column.replace('"', "")),
+                Backend::Postgres => column.clone(),
+            });
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         struct Info {
             confidence: Option<f64>,
             suggestion: Option<String>,
@@ -579,21 +609,15 @@ impl Store {
             } else {
                 None
             };
-            let data = if needs_data {
-                parse_json(r.get(4), "record data")?
-            } else {
-                None
+            let column = |i: usize| -> Result<Option<serde_json::Value>> {
+                Ok(match parse_json(r.get(i), "record column")? {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+                    Some(v) => Some(v),
+                })
             };
-            let column = |name: &Option<String>| -> Option<serde_json::Value> {
-                let v = data.as_ref()?.get(name.as_deref()?)?;
-                match v {
-                    serde_json::Value::Null => None,
-                    serde_json::Value::String(s) if s.trim().is_empty() => None,
-                    v => Some(v.clone()),
-                }
-            };
-            let gold = column(&p.spec.gold);
-            let skill = column(&review.skill_column)
+            let gold = column(4)?;
+            let skill = column(5)?
                 .map(|v| match v {
                     serde_json::Value::String(s) => s.trim().to_string(),
                     v => v.to_string(),
@@ -625,36 +649,23 @@ impl Store {
         let created_at = now();
         let mut new_items = 0;
         for batch in routed.chunks(BATCH_ROWS) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO review_items (project_id, record_id, reason, skill, confidence, suggestion, gold,
-                     created_at) VALUES ",
+                     created_at) VALUES {} ON CONFLICT (project_id, record_id) DO NOTHING",
+                values_list(self.backend, batch.len(), 8)
             );
-            for i in 0..batch.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let p = 3 + 6 * i;
-                sql.push_str(&format!(
-                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, $2)",
-                    p,
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5
-                ));
-            }
-            sql.push_str(" ON CONFLICT (project_id, record_id) DO NOTHING");
-            let mut query = sqlx::query(&sql).bind(project).bind(&created_at);
+            let mut query = sqlx::query(&sql);
             for (id, reason) in batch {
                 let i = &info[id];
                 query = query
+                    .bind(project)
                     .bind(*id)
                     .bind(reason.as_str())
                     .bind(i.skill.clone())
                     .bind(i.confidence)
                     .bind(i.suggestion.clone())
-                    .bind(i.gold.clone());
+                    .bind(i.gold.clone())
+                    .bind(&created_at);
             }
             new_items += query.execute(&mut *tx).await?.rows_affected();
         }
