@@ -462,7 +462,8 @@ pub struct ModelSpec {
     /// chat task is sent as messages to `/v1/chat/completions` and the server applies its own template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<ChatTemplate>,
-    /// Alternatives asked for per answer token in `first-token` scoring (OpenAI allows at most 20).
+    /// Alternatives asked for per answer token in `first-token` scoring (OpenAI allows at most 20;
+    /// llama-cpp-python up to the whole vocabulary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<u32>,
     /// Requests in flight at once (default 8).
@@ -563,8 +564,8 @@ impl ModelSpec {
         if self.concurrency == Some(0) {
             return Err("`model.concurrency` must be at least 1".into());
         }
-        if self.top_logprobs.is_some_and(|k| !(1..=100).contains(&k)) {
-            return Err("`model.top-logprobs` must be in 1..=100".into());
+        if self.top_logprobs == Some(0) {
+            return Err("`model.top-logprobs` must be at least 1".into());
         }
         if self.timeout_seconds.is_some_and(|t| t.is_nan() || t <= 0.0) {
             return Err("`model.timeout-seconds` must be positive".into());

@@ -296,7 +296,7 @@ impl ResponseCache for MemoryCache {
 }
 
 /// What one item's answers cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ItemUsage {
     /// Requests the item needs.
     pub requests: u64,
@@ -339,6 +339,16 @@ pub struct ServedModel {
 impl ServedModel {
     /// Connect: build the client and, for `auto`, probe what the server supports (one or two short requests).
     pub fn connect(config: ServedConfig) -> Result<Self> {
+        Self::build(config, true)
+    }
+
+    /// Without sending anything (for `--plan`): `auto` is taken to mean `prompt-logprobs` where assay can lay the
+    /// prompt out as text, else `first-token`.
+    pub fn offline(config: ServedConfig) -> Result<Self> {
+        Self::build(config, false)
+    }
+
+    fn build(config: ServedConfig, probe_server: bool) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("assay-http")
@@ -352,7 +362,11 @@ impl ServedModel {
             ));
         }
         let mode = match config.scoring {
-            ServedScoring::Auto => runtime.block_on(probe(&client, &config))?,
+            ServedScoring::Auto if probe_server => runtime.block_on(probe(&client, &config))?,
+            ServedScoring::Auto if config.text_template().is_some() => {
+                ServedScoring::PromptLogprobs
+            }
+            ServedScoring::Auto => ServedScoring::FirstToken,
             explicit => explicit,
         };
         let identity = assay_core::sha256_hex(

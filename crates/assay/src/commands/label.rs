@@ -75,7 +75,7 @@ pub struct LabelArgs {
 /// The model behind a run.
 enum Backend {
     Embedded(EmbeddedModel),
-    Served(ServedModel),
+    Served(Box<ServedModel>),
 }
 
 /// A row ready to score.
@@ -155,21 +155,32 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             ServedModel::offline(config)?
         } else {
             ServedModel::connect(config).with_context(|| {
-                format!("reaching the model server {}", spec.model.endpoint.as_deref().unwrap_or(""))
+                format!(
+                    "reaching the model server {}",
+                    spec.model.endpoint.as_deref().unwrap_or("")
+                )
             })?
         };
         if !args.plan {
-            eprintln!("model: {} at {}", model.info().name, model.config().endpoint);
+            eprintln!(
+                "model: {} at {}",
+                model.info().name,
+                model.config().endpoint
+            );
             eprintln!("scoring: {}", model.describe_mode());
             if model.mode() == assay_core::ServedScoring::Generate {
                 eprintln!("warning: the server returns no log-probabilities: labels are generated answers, confidence is unavailable and no calibration is applied");
             }
         }
         let (name, sha) = (model.info().name.clone(), model.info().sha256.clone());
-        (Backend::Served(model), name, sha)
+        (Backend::Served(Box::new(model)), name, sha)
     } else {
         let (model_path, model_name, model_sha) = resolve_model(settings, &spec)?;
-        (Backend::Embedded(EmbeddedModel::load(&model_path, &model_name, &model_sha)?), model_name, model_sha)
+        (
+            Backend::Embedded(EmbeddedModel::load(&model_path, &model_name, &model_sha)?),
+            model_name,
+            model_sha,
+        )
     };
     let (prompts, prompt_hash, task_hash) = task_identity(&spec)?;
 
@@ -256,14 +267,25 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter(|i| !done.contains(&record_ids[&i.index]))
             .collect();
-        let mut requests: Vec<_> = pending.iter().map(|i| item_request(&prompts, i, None)).collect();
+        let mut requests: Vec<_> = pending
+            .iter()
+            .map(|i| item_request(&prompts, i, None))
+            .collect();
         if !matches!(spec.kind, TaskKind::Compare | TaskKind::Rate) {
-            requests.extend(spec.calibration.content_free.iter().map(|t| prompts.request(t)));
+            requests.extend(
+                spec.calibration
+                    .content_free
+                    .iter()
+                    .map(|t| prompts.request(t)),
+            );
         }
         return match &backend {
             Backend::Served(model) => served::plan(model, &store, &rt, pending.len(), &requests),
             Backend::Embedded(_) => {
-                println!("plan: {} items to label with the embedded model {model_name}; nothing is paid", pending.len());
+                println!(
+                    "plan: {} items to label with the embedded model {model_name}; nothing is paid",
+                    pending.len()
+                );
                 Ok(ExitCode::SUCCESS)
             }
         };
@@ -317,7 +339,8 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    let generated = matches!(&backend, Backend::Served(m) if m.mode() == assay_core::ServedScoring::Generate);
+    let generated =
+        matches!(&backend, Backend::Served(m) if m.mode() == assay_core::ServedScoring::Generate);
     // Content-free inputs first, as their own call, so every run starts from the same state. Compare tasks have
     // none: judging both orders is their debiasing.
     let content_free: Vec<_> = if matches!(spec.kind, TaskKind::Compare | TaskKind::Rate) {
@@ -485,8 +508,12 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     } else {
         spec.clone()
     };
-    let calibrator =
-        Calibrator::build(&calibration_spec, &content_free_units, &labeled, &gold_items)?;
+    let calibrator = Calibrator::build(
+        &calibration_spec,
+        &content_free_units,
+        &labeled,
+        &gold_items,
+    )?;
     let eval: Vec<usize> = gold_items
         .iter()
         .filter(|(_, fit)| !fit || calibrator.fitted.is_none())

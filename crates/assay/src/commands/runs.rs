@@ -20,13 +20,20 @@ pub fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let store = settings.open_store(&rt)?;
     let runs = rt.block_on(store.runs(args.limit))?;
+    // Runs of served models: what they asked, took from the cache and paid.
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let usage = rt.block_on(store.run_usage(&ids))?;
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header([
+    let mut header = vec![
         "run", "task", "dataset", "model", "started", "status", "scored", "skipped",
-    ]);
+    ];
+    if !usage.is_empty() {
+        header.extend(["requests", "cached", "tokens in", "tokens out", "cost"]);
+    }
+    table.set_header(header);
     for r in &runs {
-        table.add_row([
+        let mut row = vec![
             r.id[..8].to_string(),
             r.task.clone(),
             r.dataset.clone(),
@@ -38,7 +45,20 @@ pub fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<ExitCode> {
             r.status.clone(),
             r.items_scored.to_string(),
             r.rows_skipped.to_string(),
-        ]);
+        ];
+        if !usage.is_empty() {
+            match usage.get(&r.id) {
+                Some(u) => row.extend([
+                    u.requests.to_string(),
+                    u.cache_hits.to_string(),
+                    u.input_tokens.to_string(),
+                    u.output_tokens.to_string(),
+                    format!("${:.4}", u.cost_usd),
+                ]),
+                None => row.extend(std::iter::repeat_n(String::new(), 5)),
+            }
+        }
+        table.add_row(row);
     }
     println!("{table}");
     Ok(ExitCode::SUCCESS)
