@@ -236,9 +236,9 @@ fn chromium(profile: &Path) -> Command {
 #[test]
 fn qc_report_renders_in_headless_chromium() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!(
-            "\n\n*** SKIPPED qc_report_renders_in_headless_chromium: {CHROMIUM} is missing \
-             (apt-get install -y chromium; .ci/run installs it) ***\n\n"
+        skip_or_fail_in_ci(
+            "qc_report_renders_in_headless_chromium",
+            &format!("{CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)"),
         );
         return;
     }

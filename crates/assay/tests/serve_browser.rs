@@ -229,7 +229,7 @@ fn human_annotations(store: &Path) -> Vec<Human> {
 #[test]
 fn issue_4_review_ui_in_headless_chromium_keyboard_undo_pairs_and_others_items() {
     if let Some(why) = missing_tools() {
-        eprintln!("\n\n*** SKIPPED issue_4_review_ui_in_headless_chromium: {why} ***\n\n");
+        skip_or_fail_in_ci("issue_4_review_ui_in_headless_chromium", &why);
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -119,3 +119,12 @@ pub fn sql_exec(db: &Path, statements: &[&str]) {
         pool.close().await;
     })
 }
+
+/// Skip a test whose system tools are missing, loudly; under CI (`CI` set, as `.ci/run` does) fail instead, so a
+/// missing install can never pass as a green test.
+pub fn skip_or_fail_in_ci(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why} (CI is set: .ci/run must install it)");
+    }
+    eprintln!("\n\n*** SKIPPED {test}: {why} ***\n\n");
+}
