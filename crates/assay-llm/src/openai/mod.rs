@@ -476,9 +476,12 @@ impl ServedModel {
                         Some(t) => {
                             let text = parse::render(&branch.prompt, t);
                             let chars = text.chars().count();
+                            // `min_tokens`: llama-cpp-python lists alternatives only for tokens it generates, and
+                            // none at all when the first one is end-of-text; options never are, so ruling it out
+                            // changes no option's share.
                             (
                                 "completions",
-                                json!({"model": model, "prompt": text, "max_tokens": 1,
+                                json!({"model": model, "prompt": text, "max_tokens": 1, "min_tokens": 1,
                                     "temperature": 0.0, "logprobs": k}),
                                 chars,
                             )
