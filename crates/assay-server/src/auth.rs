@@ -92,21 +92,37 @@ fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
 async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
     if let Some(token) = bearer(headers) {
         let Ok(token) = token else { return Ok(None) };
-        let annotator = state.store().annotator_by_token(&sha256_hex(token)).await?;
-        return Ok(annotator.map(|annotator| Caller {
+        let key = format!("t:{}", sha256_hex(token));
+        if let Some(caller) = state.cached_caller(&key) {
+            return Ok(Some(caller));
+        }
+        let annotator = state.store().annotator_by_token(&key[2..]).await?;
+        let caller = annotator.map(|annotator| Caller {
             annotator,
             csrf_token: None,
             session_sha256: None,
-        }));
+        });
+        if let Some(c) = &caller {
+            state.remember_caller(key, c);
+        }
+        return Ok(caller);
     }
     if let Some(session) = cookie(headers, SESSION_COOKIE) {
         let hash = sha256_hex(session);
+        let key = format!("s:{hash}");
+        if let Some(caller) = state.cached_caller(&key) {
+            return Ok(Some(caller));
+        }
         let found = state.store().session(&hash).await?;
-        return Ok(found.map(|(annotator, csrf)| Caller {
+        let caller = found.map(|(annotator, csrf)| Caller {
             annotator,
             csrf_token: Some(csrf),
             session_sha256: Some(hash),
-        }));
+        });
+        if let Some(c) = &caller {
+            state.remember_caller(key, c);
+        }
+        return Ok(caller);
     }
     Ok(None)
 }

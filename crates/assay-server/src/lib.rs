@@ -96,7 +96,26 @@ struct Inner {
     writer: ReviewWriter,
     config: ServerConfig,
     projects: RwLock<HashMap<ProjectId, Arc<ProjectCtx>>>,
+    /// Recently seen credentials (token or session hash) and whom they name, so that most requests skip a query.
+    callers: RwLock<HashMap<String, (auth::Caller, std::time::Instant)>>,
+    /// What an answer needs to know about a slot handed out here (its project and whether the suggestion showed).
+    slots: RwLock<HashMap<assay_store::AssignmentId, SlotBrief>>,
 }
+
+/// The facts of a slot that do not change once it is routed, plus who it was handed to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotBrief {
+    pub project_id: ProjectId,
+    pub annotator_id: assay_store::AnnotatorId,
+    pub suggestion_shown: bool,
+}
+
+/// How long a credential stays in the cache (a deleted session may work this long after logout elsewhere; a logout
+/// through this server drops it at once).
+const CALLER_TTL: Duration = Duration::from_secs(30);
+
+/// Most slots remembered; the memory is cleared when it is full.
+const SLOTS_REMEMBERED: usize = 1 << 20;
 
 impl AppState {
     /// State over a store. Must be called inside a Tokio runtime (it starts the store's review writer).
@@ -108,6 +127,8 @@ impl AppState {
                 writer,
                 config,
                 projects: RwLock::new(HashMap::new()),
+                callers: RwLock::new(HashMap::new()),
+                slots: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -125,6 +146,47 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn cached_caller(&self, key: &str) -> Option<auth::Caller> {
+        let callers = self.inner.callers.read().expect("caller cache lock");
+        callers
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < CALLER_TTL)
+            .map(|(c, _)| c.clone())
+    }
+
+    pub(crate) fn remember_caller(&self, key: String, caller: &auth::Caller) {
+        let mut callers = self.inner.callers.write().expect("caller cache lock");
+        if callers.len() > 100_000 {
+            callers.retain(|_, (_, at)| at.elapsed() < CALLER_TTL);
+        }
+        callers.insert(key, (caller.clone(), std::time::Instant::now()));
+    }
+
+    pub(crate) fn forget_caller(&self, key: &str) {
+        self.inner
+            .callers
+            .write()
+            .expect("caller cache lock")
+            .remove(key);
+    }
+
+    pub(crate) fn slot(&self, id: assay_store::AssignmentId) -> Option<SlotBrief> {
+        self.inner
+            .slots
+            .read()
+            .expect("slot cache lock")
+            .get(&id)
+            .copied()
+    }
+
+    pub(crate) fn remember_slot(&self, id: assay_store::AssignmentId, brief: SlotBrief) {
+        let mut slots = self.inner.slots.write().expect("slot cache lock");
+        if slots.len() >= SLOTS_REMEMBERED {
+            slots.clear();
+        }
+        slots.insert(id, brief);
     }
 
     /// A project with its renderer, cached (projects do not change once created, but their dataset does).

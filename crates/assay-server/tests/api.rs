@@ -547,14 +547,16 @@ async fn review_api_end_to_end(url: &str) {
     let human = store.review_answers(task_id).await.unwrap();
     assert_eq!(human.len(), 20);
     let mut per_record: HashMap<i64, Vec<String>> = HashMap::new();
-    for (record, annotator, _, duration, shown, reason) in &human {
+    for h in &human {
         per_record
-            .entry(*record)
+            .entry(h.record_id)
             .or_default()
-            .push(annotator.clone());
-        assert!(duration.is_some() && shown.is_some() && reason.is_some());
-        if matches!(reason.as_deref(), Some("audit" | "gold")) {
-            assert_eq!(*shown, Some(false));
+            .push(h.annotator.clone());
+        assert!(
+            h.duration_ms.is_some() && h.suggestion_shown.is_some() && h.assignment_id.is_some()
+        );
+        if matches!(h.reason.as_deref(), Some("audit" | "gold")) {
+            assert_eq!(h.suggestion_shown, Some(false));
         }
     }
     assert_eq!(per_record.len(), 10);
@@ -568,11 +570,11 @@ async fn review_api_end_to_end(url: &str) {
     }
     let alice_answer = human
         .iter()
-        .find(|h| h.1 == "alice" && h.3 == Some(1234))
+        .find(|h| h.annotator == "alice" && h.duration_ms == Some(1234))
         .expect("alice's re-answer after undo");
-    assert_eq!(alice_answer.2, json!("spam"));
+    assert_eq!(alice_answer.value, json!("spam"));
     let counts: BTreeMap<String, usize> = human.iter().fold(BTreeMap::new(), |mut m, h| {
-        *m.entry(h.1.clone()).or_default() += 1;
+        *m.entry(h.annotator.clone()).or_default() += 1;
         m
     });
     assert!(!counts.contains_key("root"));

@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use review::{
     Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer,
-    ImportedLabel, Project, ProjectId, Refusal, ReviewWriter, RouteSummary,
+    ImportedLabel, Project, ProjectId, Refusal, ReviewAnswer, ReviewWriter, RouteSummary,
 };
 
 use std::collections::{HashMap, HashSet};

@@ -7,8 +7,7 @@
 //!
 //! Writes that people wait on (claims, answers, skips, undos) go through a [`ReviewWriter`]. On SQLite it is one
 //! task owning one connection that commits whatever arrived while the previous commit was on its way to disk in a
-//! single transaction (group commit), each request in its own savepoint, and answers each request only after that
-//! commit returned. On PostgreSQL every request is its own transaction, run concurrently.
+//! single transaction (group commit), and answers each request only after that commit returned. On PostgreSQL every request is its own transaction, run concurrently.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -83,6 +82,25 @@ pub struct ImportedLabel {
     pub distribution: serde_json::Value,
     /// Raw scores, if the file had them (compare pairs need them for position consistency).
     pub scores: serde_json::Value,
+}
+
+/// A human answer as stored, with its review columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewAnswer {
+    /// The record answered.
+    pub record_id: RecordId,
+    /// The person's name.
+    pub annotator: String,
+    /// The answer.
+    pub value: serde_json::Value,
+    /// Time spent.
+    pub duration_ms: Option<i64>,
+    /// Whether the machine's suggestion was on screen.
+    pub suggestion_shown: Option<bool>,
+    /// Why the item was routed.
+    pub reason: Option<String>,
+    /// The slot answered.
+    pub assignment_id: Option<AssignmentId>,
 }
 
 /// What routing did.
@@ -912,37 +930,26 @@ impl Store {
         Ok((answered as u64, open as u64))
     }
 
-    /// Every human answer of a task, with its review columns: (record id, annotator, value, duration, suggestion shown, reason).
-    pub async fn review_answers(
-        &self,
-        task_id: TaskId,
-    ) -> Result<
-        Vec<(
-            RecordId,
-            String,
-            serde_json::Value,
-            Option<i64>,
-            Option<bool>,
-            Option<String>,
-        )>,
-    > {
+    /// Every human answer of a task with its review columns, by record and annotator.
+    pub async fn review_answers(&self, task_id: TaskId) -> Result<Vec<ReviewAnswer>> {
         let rows = sqlx::query(
-            "SELECT record_id, annotator, value, duration_ms, suggestion_shown, review_reason FROM annotations
-             WHERE task_id = $1 AND annotator_kind = 'human' ORDER BY record_id, annotator",
+            "SELECT record_id, annotator, value, duration_ms, suggestion_shown, review_reason, assignment_id
+             FROM annotations WHERE task_id = $1 AND annotator_kind = 'human' ORDER BY record_id, annotator",
         )
         .bind(task_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.get(0),
-                    r.get(1),
-                    parse_json(r.get(2), "answer")?.unwrap_or_default(),
-                    r.get(3),
-                    r.get::<Option<i64>, _>(4).map(|b| b != 0),
-                    r.get(5),
-                ))
+                Ok(ReviewAnswer {
+                    record_id: r.get(0),
+                    annotator: r.get(1),
+                    value: parse_json(r.get(2), "answer")?.unwrap_or_default(),
+                    duration_ms: r.get(3),
+                    suggestion_shown: r.get::<Option<i64>, _>(4).map(|b| b != 0),
+                    reason: r.get(5),
+                    assignment_id: r.get(6),
+                })
             })
             .collect()
     }
@@ -1167,26 +1174,15 @@ async fn group_commit(store: Store, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// One transaction for the whole batch. Refusals write nothing (every check comes before the first write, and
+/// nothing else writes while the batch runs), so no savepoints are needed; any database error fails the whole
+/// batch, and then no request in it is acknowledged.
 async fn run_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Result<Reply>>> {
     let mut conn = store.pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut replies = Vec::with_capacity(jobs.len());
     for (op, _) in jobs {
-        let mut savepoint = tx.begin().await?;
-        match execute(&mut savepoint, store.backend, op).await {
-            Ok(reply) if reply.refused() => {
-                savepoint.rollback().await?;
-                replies.push(Ok(reply));
-            }
-            Ok(reply) => {
-                savepoint.commit().await?;
-                replies.push(Ok(reply));
-            }
-            Err(e) => {
-                savepoint.rollback().await?;
-                replies.push(Err(e));
-            }
-        }
+        replies.push(Ok(execute(&mut tx, store.backend, op).await?));
     }
     tx.commit().await?;
     Ok(replies)
@@ -1316,7 +1312,11 @@ async fn record_answer(conn: &mut AnyConnection, answer: &HumanAnswer) -> Result
     .await?
     .rows_affected();
     if updated == 0 {
-        // Released between the check and the update (PostgreSQL, concurrent sweep): the caller rolls back.
+        // Released between the check and the update (PostgreSQL, a concurrent sweep): take the answer back.
+        sqlx::query("DELETE FROM annotations WHERE id = $1")
+            .bind(annotation_id)
+            .execute(&mut *conn)
+            .await?;
         return Ok(AnswerOutcome::Refused(Refusal::NotClaimed));
     }
     Ok(AnswerOutcome::Answered { annotation_id })
