@@ -235,6 +235,9 @@ def main() -> None:
                 results.append(m)
             raw = asy["summary"].get("before") or {}
             results[-1]["raw_accuracy"] = raw.get("accuracy")
+            for r in results[-2:]:
+                print(f"{dataset} {r['tool']}: {r['items_per_second']:.3f} items/s, accuracy {r['accuracy']:.3f}, "
+                      f"ECE {r['ece']:.3f}, accuracy at 50% {r['accuracy_at_50']:.3f}", flush=True)
     finally:
         server.terminate()
         server.wait()

@@ -150,7 +150,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                 hint: "remove `model.endpoint`, or set `chain-of-thought = false`".into(),
             });
         }
-        let config = served::config(&spec)?;
+        let config = served::config(&spec, !args.plan)?;
         let model = if args.plan {
             ServedModel::offline(config)?
         } else {

@@ -18,14 +18,22 @@ use serde_json::Value;
 
 use super::super::Hinted;
 
-/// The task's served-model settings, with the API key read from the variable the task names.
-pub(super) fn config(spec: &TaskSpec) -> anyhow::Result<ServedConfig> {
+/// The task's served-model settings, with the API key read from the variable the task names (required unless
+/// nothing will be sent).
+pub(super) fn config(spec: &TaskSpec, need_key: bool) -> anyhow::Result<ServedConfig> {
     let api_key = match &spec.model.api_key_env {
         None => None,
-        Some(var) => Some(std::env::var(var).map_err(|_| Hinted {
-            message: format!("the task reads its API key from ${var}, which is not set"),
-            hint: format!("export {var}=... (the key never goes into the task file)"),
-        })?),
+        Some(var) => match std::env::var(var) {
+            Ok(key) => Some(key),
+            Err(_) if !need_key => None,
+            Err(_) => {
+                return Err(Hinted {
+                    message: format!("the task reads its API key from ${var}, which is not set"),
+                    hint: format!("export {var}=... (the key never goes into the task file)"),
+                }
+                .into())
+            }
+        },
     };
     Ok(ServedConfig::from_spec(&spec.model, api_key)?)
 }
@@ -207,6 +215,7 @@ pub(super) fn plan(
         .context("reading the response cache")?;
     let mut seen = std::collections::HashSet::new();
     let (mut to_send, mut input, mut output) = (0u64, 0u64, 0u64);
+    let from_cache = calls.iter().filter(|c| cached.contains_key(&c.key)).count();
     for c in &calls {
         if cached.contains_key(&c.key) || !seen.insert(c.key.clone()) {
             continue;
@@ -228,9 +237,10 @@ pub(super) fn plan(
     for (name, value) in [
         ("items to label", pending_items.to_string()),
         ("requests", calls.len().to_string()),
+        ("  answered from the cache", from_cache.to_string()),
         (
-            "  answered from the cache",
-            (calls.len() as u64 - to_send).to_string(),
+            "  repeats of another request",
+            (calls.len() - from_cache - to_send as usize).to_string(),
         ),
         ("  to send", to_send.to_string()),
         (
