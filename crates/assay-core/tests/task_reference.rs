@@ -84,3 +84,16 @@ fn docs_rate_reference_parses() {
     assert_eq!(request.branches[0].options.len(), 10);
     assert_eq!(rate.tie_margin, 0.02);
 }
+
+#[test]
+fn docs_task_reference_review_section_parses() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/task-reference.toml");
+    let spec = TaskSpec::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+    let review = spec.review.expect("a [review] section");
+    assert_eq!(review.confidence_below, Some(0.7));
+    assert_eq!(review.lowest_share, Some(0.05));
+    assert_eq!(review.overlap, 2);
+    assert_eq!(review.skill_column.as_deref(), Some("team"));
+    assert!(review.show_suggestion && review.inconsistent);
+}

@@ -7,7 +7,8 @@
 //!
 //! Writes that people wait on (claims, answers, skips, undos) go through a [`ReviewWriter`]. On SQLite it is one
 //! task owning one connection that commits whatever arrived while the previous commit was on its way to disk in a
-//! single transaction (group commit), and answers each request only after that commit returned. On PostgreSQL every request is its own transaction, run concurrently.
+//! single transaction (group commit), and answers each request only after that commit returned. On PostgreSQL
+//! every request is its own transaction, run concurrently.
 
 use std::collections::{BTreeMap, HashMap};
 
