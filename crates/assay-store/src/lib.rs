@@ -293,6 +293,14 @@ impl Store {
         Ok(id)
     }
 
+    /// The dataset with this content hash, if the store has it.
+    pub async fn find_dataset(&self, sha256: &str) -> Result<Option<DatasetId>> {
+        Ok(sqlx::query_scalar("SELECT id FROM datasets WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Add records (row index, JSON data) to a dataset in one transaction; rows already present are left alone.
     /// Returns how many were new.
     pub async fn insert_records(
@@ -734,6 +742,8 @@ mod tests {
         assert_eq!(labeled[0].confidence, Some(0.9));
         assert_eq!(labeled[0].annotator, "m");
         assert!(store.human_annotations(task).await.unwrap().is_empty());
+        assert_eq!(store.find_dataset("abc").await.unwrap(), Some(dataset));
+        assert_eq!(store.find_dataset("nope").await.unwrap(), None);
         let runs = store.runs(10).await.unwrap();
         assert_eq!(runs[0].items_scored, 1);
         assert_eq!(runs[0].status, "running");

@@ -1,6 +1,8 @@
 //! Issue 4, results flow back: people's answers (annotations of kind `human` on the task version, as
 //! `assay serve` writes them) reach `assay label`'s output and `assay export`, and the final label is the
-//! people's plurality where there is one, else the machine's, with the source named.
+//! people's plurality where there is one, else the machine's, with the source named. The first test goes the
+//! whole way: the real model labels, a project routes its least confident rows, a person answers through the
+//! running server, and the next `assay label` and `assay export` carry the answers.
 
 mod common;
 
@@ -28,6 +30,131 @@ fn file_answers(db: &Path, answers: &[(u64, &str, &str)]) {
     }
     let refs: Vec<&str> = sql.iter().map(String::as_str).collect();
     sql_exec(db, &refs);
+}
+
+#[test]
+fn answers_given_in_assay_serve_reach_label_output_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv: String = std::fs::read_to_string(repo().join("examples/sms-spam/sms-500.csv"))
+        .unwrap()
+        .lines()
+        .take(9)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.join("sms.csv"), csv).unwrap();
+    // The example task on those rows, reviewing the least confident quarter, one person per item.
+    let example = std::fs::read_to_string(repo().join("examples/sms-spam/task.toml")).unwrap();
+    let mut task_text = example[..example.find("[review]").unwrap()]
+        .replace("dataset = \"sms-500.csv\"", "dataset = \"sms.csv\"")
+        .replace(
+            "output = \"../../out/sms-spam.labeled.jsonl\"",
+            "output = \"labeled.jsonl\"",
+        );
+    task_text.push_str("[review]\nlowest-share = 0.25\noverlap = 1\n");
+    let task = d.join("task.toml");
+    std::fs::write(&task, task_text).unwrap();
+    let db = d.join("store.db");
+    let run = |args: &[&str]| ok(assay().args(args).arg("--store").arg(&db).arg("--quiet"));
+    run(&["label", task.to_str().unwrap(), "--threads", "2"]);
+    let before = read_jsonl(&d.join("labeled.jsonl"));
+    assert_eq!(before.len(), 8);
+    let alice = run(&["annotator", "add", "alice"]).trim().to_string();
+    run(&["project", "create", task.to_str().unwrap()]);
+
+    let mut serve = assay();
+    serve
+        .arg("--store")
+        .arg(&db)
+        .args(["serve", "--bind", "127.0.0.1:0"]);
+    let (mut server, port) = spawn_server(serve);
+    // The two least confident of the 8 rows are routed; alice answers the opposite of the machine on both.
+    let mut answered: Vec<(String, String)> = Vec::new();
+    loop {
+        let (status, body) = http(port, "GET", "/api/projects/1/next", Some(&alice), None);
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        let view: Value = serde_json::from_str(&body).unwrap();
+        let text = view.to_string();
+        let row = before
+            .iter()
+            .find(|r| text.contains(r["text"].as_str().unwrap()))
+            .expect("the assignment shows one of the labeled rows");
+        let answer = if row["assay"]["label"] == "spam" {
+            "ham"
+        } else {
+            "spam"
+        };
+        let id = view["assignment_id"].as_i64().unwrap();
+        let (status, body) = http(
+            port,
+            "POST",
+            &format!("/api/assignments/{id}/answer"),
+            Some(&alice),
+            Some(&format!(
+                r#"{{"value": "{answer}", "duration_ms": 900, "suggestion_shown": true}}"#
+            )),
+        );
+        assert_eq!(status, 200, "{body}");
+        answered.push((
+            row["text"].as_str().unwrap().to_string(),
+            answer.to_string(),
+        ));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(answered.len(), 2, "lowest-share 0.25 of 8 rows");
+
+    run(&["label", task.to_str().unwrap()]);
+    let after = read_jsonl(&d.join("labeled.jsonl"));
+    for row in &after {
+        let given = answered.iter().find(|(t, _)| row["text"] == t.as_str());
+        match given {
+            Some((_, answer)) => {
+                assert_eq!(row["assay"]["final"]["label"], answer.as_str(), "{row}");
+                assert_eq!(row["assay"]["final"]["source"], "human");
+                assert_eq!(row["assay"]["human"][0]["annotator"], "alice");
+                assert_ne!(
+                    row["assay"]["label"],
+                    answer.as_str(),
+                    "the machine's label stays beside"
+                );
+            }
+            None => {
+                assert_eq!(row["assay"]["final"]["source"], "model");
+                assert_eq!(row["assay"]["final"]["label"], row["assay"]["label"]);
+            }
+        }
+    }
+    let labels = d.join("final.labels.jsonl");
+    run(&[
+        "export",
+        "--format",
+        "labels",
+        task.to_str().unwrap(),
+        "--output",
+        labels.to_str().unwrap(),
+    ]);
+    let exported = read_jsonl(&labels);
+    assert_eq!(
+        exported.len(),
+        8,
+        "the task's own rows, not the project's copies too"
+    );
+    let by_people: Vec<&Value> = exported
+        .iter()
+        .filter(|r| r["label_source"] == "human")
+        .collect();
+    assert_eq!(by_people.len(), 2);
+    for r in by_people {
+        let (_, answer) = answered
+            .iter()
+            .find(|(t, _)| r["text"] == t.as_str())
+            .unwrap();
+        assert_eq!(r["label"], answer.as_str());
+    }
 }
 
 #[test]

@@ -16,10 +16,12 @@ use assay_store::LabeledRecord;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
-use super::human::{answers_by_row, final_label, human_majority, HumanAnswer, LabelSource};
+use super::human::{
+    answers_by_content, content_key, final_label, human_majority, HumanAnswer, LabelSource,
+};
 use super::label::{
-    is_rated_pair, judgment_from_scores, outcome_name, preference_code, task_identity,
-    PairJudgment, TIE,
+    free_column_name, is_rated_pair, judgment_from_scores, outcome_name, preference_code,
+    task_identity, PairJudgment, TIE,
 };
 use super::Hinted;
 use crate::settings::{runtime, Settings};
@@ -88,7 +90,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     });
     assay_io::Format::from_path(&output).context("choosing the output format")?;
 
-    let people = human_labels(settings, &spec)?;
+    let people = human_labels(settings, &spec, &labels)?;
     let mut rows = Vec::new();
     let (mut ties, mut inconsistent, mut unreadable, mut by_people) =
         (0usize, 0usize, 0usize, 0usize);
@@ -101,9 +103,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
             continue;
         };
         // Where people answered in `assay serve` and agree by plurality, their preference is the label.
-        let answers = people
-            .get(&(label.dataset_id, label.row_index))
-            .map_or(&[][..], Vec::as_slice);
+        let answers = people.answers(label);
         let decided = human_majority(answers)
             .and_then(|(value, agreeing)| preference_code(&value).map(|code| (code, agreeing)));
         let (judgment, source) = match decided {
@@ -225,7 +225,7 @@ fn export_labels(
     spec: &TaskSpec,
 ) -> anyhow::Result<ExitCode> {
     let (_, labels) = model_labels(settings, &args.task, spec, args.annotator.as_deref())?;
-    let people = human_labels(settings, spec)?;
+    let people = human_labels(settings, spec, &labels)?;
     let output = args
         .output
         .clone()
@@ -234,9 +234,7 @@ fn export_labels(
     let mut rows = Vec::with_capacity(labels.len());
     let mut by_people = 0usize;
     for label in &labels {
-        let answers = people
-            .get(&(label.dataset_id, label.row_index))
-            .map_or(&[][..], Vec::as_slice);
+        let answers = people.answers(label);
         let (final_label, source) = final_label(&label.value, answers);
         by_people += usize::from(source == LabelSource::Human);
         let mut row = label.data.as_object().cloned().unwrap_or_default();
@@ -287,20 +285,48 @@ fn people_judgment(code: usize, agreeing: usize, answered: usize) -> PairJudgmen
     }
 }
 
-/// People's answers to a task version, by (dataset, row index).
+/// People's answers to a task version, found by row content (see [`super::human`]).
+struct PeopleAnswers {
+    by_content: HashMap<String, Vec<HumanAnswer>>,
+    assay_column: String,
+}
+
+impl PeopleAnswers {
+    fn answers(&self, label: &LabeledRecord) -> &[HumanAnswer] {
+        label
+            .data
+            .as_object()
+            .and_then(|data| self.by_content.get(&content_key(data, &self.assay_column)))
+            .map_or(&[][..], Vec::as_slice)
+    }
+}
+
 fn human_labels(
     settings: &Settings,
     spec: &TaskSpec,
-) -> anyhow::Result<HashMap<(i64, u64), Vec<HumanAnswer>>> {
+    labels: &[LabeledRecord],
+) -> anyhow::Result<PeopleAnswers> {
+    // The column `assay label` added to the rows people saw: the first name the input's columns leave free.
+    let columns: Vec<String> = labels
+        .first()
+        .and_then(|l| l.data.as_object())
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default();
+    let assay_column = free_column_name(&columns);
     let (_, _, task_hash) = task_identity(spec)?;
     let rt = runtime()?;
     let store = settings.open_store(&rt)?;
-    let Some(task_id) = rt.block_on(store.find_task(&spec.name, &task_hash))? else {
-        return Ok(HashMap::new());
+    let by_content = match rt.block_on(store.find_task(&spec.name, &task_hash))? {
+        Some(task_id) => answers_by_content(
+            &rt.block_on(store.human_annotations(task_id))?,
+            &assay_column,
+        ),
+        None => HashMap::new(),
     };
-    Ok(answers_by_row(
-        &rt.block_on(store.human_annotations(task_id))?,
-    ))
+    Ok(PeopleAnswers {
+        by_content,
+        assay_column,
+    })
 }
 
 fn judge_name(label: &LabeledRecord) -> &str {
@@ -353,6 +379,16 @@ pub(crate) fn model_labels(
         .into_iter()
         .filter(|l| l.annotator_kind == "model")
         .collect();
+    // A task version can hold labels of several datasets (a review project imports `assay label`'s output as a
+    // dataset of its own, with the machine's labels): read those of the task's own dataset when it has any.
+    if let Some(path) = spec.dataset.as_deref().filter(|p| p.exists()) {
+        let sha = assay_io::file_sha256(path)?;
+        if let Some(dataset) = rt.block_on(store.find_dataset(&sha))? {
+            if labels.iter().any(|l| l.dataset_id == dataset) {
+                labels.retain(|l| l.dataset_id == dataset);
+            }
+        }
+    }
     let mut annotators: Vec<String> = labels.iter().map(|l| l.annotator.clone()).collect();
     annotators.sort();
     annotators.dedup();

@@ -1,8 +1,12 @@
 //! People's answers flowing back into `assay label`'s output and `assay export`: the answers given in
 //! `assay serve` are annotations of kind `human` on the same task version as the model's labels, and the final
 //! label of an item is the people's majority where they answered, else the machine's.
+//!
+//! A review project usually imports `assay label`'s output (to carry the machine's suggestions), which is a dataset
+//! of its own: the same rows plus the `assay` column. Answers are therefore matched to items by the row's content
+//! without that column, not by dataset and row number.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use assay_store::LabeledRecord;
 use serde_json::{json, Value};
@@ -18,12 +22,26 @@ pub(crate) struct HumanAnswer {
     pub answered_at: String,
 }
 
-/// People's answers by (dataset, row index), from a task version's annotations, in a stable order (by annotator).
-pub(crate) fn answers_by_row(labels: &[LabeledRecord]) -> HashMap<(i64, u64), Vec<HumanAnswer>> {
-    let mut by_row: HashMap<(i64, u64), Vec<HumanAnswer>> = HashMap::new();
+/// A row's identity across datasets: its columns but `assay_column` (the column `assay label` adds), in key
+/// order.
+pub(crate) fn content_key(data: &serde_json::Map<String, Value>, assay_column: &str) -> String {
+    let canonical: BTreeMap<&String, &Value> =
+        data.iter().filter(|(k, _)| *k != assay_column).collect();
+    serde_json::to_string(&canonical).expect("JSON values serialise")
+}
+
+/// People's answers by [`content_key`], from a task version's annotations, in a stable order (by annotator).
+pub(crate) fn answers_by_content(
+    labels: &[LabeledRecord],
+    assay_column: &str,
+) -> HashMap<String, Vec<HumanAnswer>> {
+    let mut by_row: HashMap<String, Vec<HumanAnswer>> = HashMap::new();
     for l in labels.iter().filter(|l| l.annotator_kind == "human") {
+        let Some(data) = l.data.as_object() else {
+            continue;
+        };
         by_row
-            .entry((l.dataset_id, l.row_index))
+            .entry(content_key(data, assay_column))
             .or_default()
             .push(HumanAnswer {
                 annotator: l.annotator.clone(),
@@ -113,6 +131,15 @@ mod tests {
             value: json!(value),
             answered_at: "t".into(),
         }
+    }
+
+    #[test]
+    fn content_keys_ignore_column_order_and_the_assay_column() {
+        let raw = json!({"text": "hi", "id": "2"});
+        let labeled = json!({"id": "2", "text": "hi", "assay": {"label": "ham"}});
+        let key = |v: &Value| content_key(v.as_object().unwrap(), "assay");
+        assert_eq!(key(&raw), key(&labeled));
+        assert_ne!(key(&raw), key(&json!({"text": "hi", "id": "3"})));
     }
 
     #[test]

@@ -536,8 +536,10 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     let assay_column = free_column_name(reader.columns());
     let failed: HashMap<u64, &String> = failures.iter().map(|(i, r)| (*i, r)).collect();
     // People's answers from `assay serve` flow back: each row gets them and its final label.
-    let human_answers =
-        super::human::answers_by_row(&rt.block_on(store.human_annotations(task_id))?);
+    let human_answers = super::human::answers_by_content(
+        &rt.block_on(store.human_annotations(task_id))?,
+        &assay_column,
+    );
     let mut labeled_iter = labeled.iter().peekable();
     for item in &items {
         let mut row = item.values.clone();
@@ -611,7 +613,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let answers = human_answers
-            .get(&(dataset_id, item.index))
+            .get(&super::human::content_key(&item.values, &assay_column))
             .map_or(&[][..], Vec::as_slice);
         let mut assay = assay;
         let (human, final_label) = super::human::output_fields(&assay["label"], answers);
@@ -1354,7 +1356,7 @@ fn gold_reports(
 }
 
 /// `assay`, or a variant if the input already has such a column: no input column is ever overwritten.
-fn free_column_name(columns: &[String]) -> String {
+pub(crate) fn free_column_name(columns: &[String]) -> String {
     ["assay", "assay_label", "_assay"]
         .iter()
         .map(|s| s.to_string())
