@@ -9,7 +9,7 @@
 mod llama_server;
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use assay_core::{ChatTemplate, PromptBuilder, PromptFormat, ServedScoring, TaskSpec};
 use assay_llm::cache::ModelCache;
@@ -33,14 +33,10 @@ fn model_path() -> std::path::PathBuf {
         .path
 }
 
-/// One server for the whole test binary (it takes seconds to start); `None` when it is not installed.
-fn server() -> Option<&'static Mutex<LlamaServer>> {
-    static SERVER: OnceLock<Option<Mutex<LlamaServer>>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            llama_server::server_available().then(|| Mutex::new(LlamaServer::start(&model_path())))
-        })
-        .as_ref()
+/// A server for one test, stopped when it is dropped; `None` when llama-cpp-python is not installed. (Not one
+/// shared static: statics are never dropped, and the server process would outlive the test binary.)
+fn server() -> Option<LlamaServer> {
+    llama_server::server_available().then(|| LlamaServer::start(&model_path()))
 }
 
 fn spec() -> TaskSpec {
@@ -99,7 +95,7 @@ fn embedded_scores() -> Vec<Vec<Vec<f64>>> {
 #[test]
 fn prompt_logprobs_over_http_match_the_embedded_scores_and_come_from_the_cache_the_second_time() {
     let Some(server) = server() else { return };
-    let endpoint = server.lock().unwrap().endpoint();
+    let endpoint = server.endpoint();
     let served = ServedModel::connect(config(
         endpoint,
         ServedScoring::Auto,
@@ -152,7 +148,7 @@ fn prompt_logprobs_over_http_match_the_embedded_scores_and_come_from_the_cache_t
 #[test]
 fn first_token_reads_the_alternatives_and_matches_single_token_options() {
     let Some(server) = server() else { return };
-    let endpoint = server.lock().unwrap().endpoint();
+    let endpoint = server.endpoint();
     // Without a chat template assay cannot lay the prompt out as text: auto falls back to the chat endpoint.
     let mut cfg = config(endpoint, ServedScoring::Auto, None);
     // The tiny model's label tokens rank far down the vocabulary (about 3,000th): ask for all of it.
@@ -186,7 +182,7 @@ fn first_token_reads_the_alternatives_and_matches_single_token_options() {
 #[test]
 fn generate_mode_labels_from_the_answer() {
     let Some(server) = server() else { return };
-    let endpoint = server.lock().unwrap().endpoint();
+    let endpoint = server.endpoint();
     let served = ServedModel::connect(config(endpoint, ServedScoring::Generate, None)).unwrap();
     assert!(served.describe_mode().contains("NO LOG-PROBABILITIES"));
     let prompts = PromptBuilder::new(&spec()).unwrap();
