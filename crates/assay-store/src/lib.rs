@@ -295,10 +295,12 @@ impl Store {
 
     /// The dataset with this content hash, if the store has it.
     pub async fn find_dataset(&self, sha256: &str) -> Result<Option<DatasetId>> {
-        Ok(sqlx::query_scalar("SELECT id FROM datasets WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT id FROM datasets WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Add records (row index, JSON data) to a dataset in one transaction; rows already present are left alone.
