@@ -75,6 +75,8 @@ fn example_task(example: &str, dir: &Path, dataset: &Path, output: &str) -> Path
 fn review_task(example: &str, dir: &Path, labeled: &Path) -> PathBuf {
     let labeled_task = dir.join(format!("{example}.toml"));
     let text = std::fs::read_to_string(&labeled_task).unwrap();
+    // The example's own `[review]` section (the last table in the file) gives way to the test's.
+    let text = text.split("\n[review]").next().unwrap();
     let mut out = String::new();
     for line in text.lines() {
         if line.starts_with("dataset = ") {
