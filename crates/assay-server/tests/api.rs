@@ -578,6 +578,17 @@ async fn review_api_end_to_end(url: &str) {
         m
     });
     assert!(!counts.contains_key("root"));
+
+    // What `assay project qc` reads: every routed item with its reason, gold and machine label, and the same
+    // 20 answers, on both engines.
+    let p = store.project(project).await.unwrap().unwrap();
+    let outcomes = store.review_outcomes(&p).await.unwrap();
+    assert_eq!(outcomes.iter().map(|o| o.answers.len()).sum::<usize>(), 20);
+    assert!(outcomes.iter().all(|o| o.machine.is_some()));
+    assert!(outcomes
+        .iter()
+        .filter(|o| o.reason == "gold")
+        .all(|o| o.gold.is_some()));
 }
 
 async fn store_close(store: Store) {

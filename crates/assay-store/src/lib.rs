@@ -13,6 +13,7 @@
 
 pub mod responses;
 pub mod review;
+pub mod review_qc;
 pub mod testing;
 
 pub use review::{

@@ -128,6 +128,26 @@ fn answers_given_in_assay_serve_reach_label_output_and_export() {
             }
         }
     }
+    // `assay project qc`: both routed items answered against the machine, so it agrees on 0 of 2.
+    let qc_json = d.join("qc.json");
+    let printed = run(&[
+        "project",
+        "qc",
+        "sms-spam",
+        "--json",
+        qc_json.to_str().unwrap(),
+    ]);
+    assert!(printed.contains("low-confidence"), "{printed}");
+    let qc: Value = serde_json::from_str(&std::fs::read_to_string(&qc_json).unwrap()).unwrap();
+    let low = &qc["reasons"][0];
+    assert_eq!(low["reason"], "low-confidence");
+    assert_eq!(low["answered"], 2);
+    assert_eq!(low["machine_vs_people"]["agree"], 0);
+    assert_eq!(low["machine_vs_people"]["of"], 2);
+    assert_eq!(qc["people"][0]["annotator"], "alice");
+    assert_eq!(qc["people"][0]["answers"], 2);
+    assert_eq!(qc["people"][0]["median_ms"], 900);
+
     let labels = d.join("final.labels.jsonl");
     run(&[
         "export",

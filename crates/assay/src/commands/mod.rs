@@ -7,6 +7,7 @@ pub mod human;
 pub mod label;
 pub mod model;
 pub mod project;
+pub mod project_qc;
 pub mod qc;
 pub mod qc_task;
 pub mod runs;

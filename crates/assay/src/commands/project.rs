@@ -22,6 +22,9 @@ pub enum ProjectCommand {
     Import(ImportArgs),
     /// List projects and their progress.
     List,
+    /// What people's answers say: the machine's accuracy per routing reason (the audit sample estimates it on
+    /// what the machine auto-accepts), people's accuracy on gold, agreement between people.
+    Qc(super::project_qc::QcArgs),
 }
 
 /// Arguments of `assay project create`.
@@ -103,6 +106,7 @@ pub fn run(settings: &Settings, command: ProjectCommand) -> anyhow::Result<ExitC
     let rt = runtime()?;
     let store = settings.open_store(&rt)?;
     match command {
+        ProjectCommand::Qc(args) => return super::project_qc::run(&rt, &store, args),
         ProjectCommand::Create(args) => {
             let spec = TaskSpec::from_path(&args.task)?;
             let name = args.name.clone().unwrap_or_else(|| spec.name.clone());
