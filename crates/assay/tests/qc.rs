@@ -395,6 +395,50 @@ fn qc_on_a_task_reports_the_threshold_for_the_target_accuracy_and_audits_what_it
     assert!(out.contains("passes the target error 60.0%"), "{out}");
 }
 
+/// Confident learning over the model's distributions flags a planted wrong gold label (and only it): 20 rows the
+/// model is sure of and agrees with, one row whose gold says `b` where the model gives `a` 0.97.
+#[test]
+fn qc_on_a_task_flags_a_gold_label_the_model_confidently_contradicts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("task.toml"),
+        "name = \"toy\"\ntype = \"classify\"\noutput = \"toy.labeled.jsonl\"\ninput = \"{{ text }}\"\n\
+         gold = \"gold\"\nlabels = [\"a\", \"b\"]\n",
+    )
+    .unwrap();
+    let mut jsonl = String::new();
+    for i in 0..21 {
+        let (gold, label, pa) = match i {
+            13 => ("b", "a", 0.97),
+            _ if i % 2 == 0 => ("a", "a", 0.9 + 0.001 * f64::from(i)),
+            _ => ("b", "b", 0.1 - 0.001 * f64::from(i)),
+        };
+        let confidence = if label == "a" { pa } else { 1.0 - pa };
+        jsonl.push_str(&format!(
+            "{{\"id\":\"{i}\",\"gold\":\"{gold}\",\"assay\":{{\"label\":\"{label}\",\"confidence\":{confidence},\
+             \"distribution\":{{\"a\":{pa},\"b\":{}}}}}}}\n",
+            1.0 - pa
+        ));
+    }
+    std::fs::write(dir.path().join("toy.labeled.jsonl"), jsonl).unwrap();
+    let out = ok(qc(dir.path()).arg("task.toml"));
+    assert!(
+        out.contains(
+            "Possible errors in the gold column (confident learning): 1 of 21 rows flagged"
+        ),
+        "{out}"
+    );
+    // Row 14 (1-based) is the planted one: gold b, the model suggests a.
+    let line = out
+        .lines()
+        .find(|l| l.contains("│ 14 "))
+        .unwrap_or_else(|| panic!("row 14 not listed:\n{out}"));
+    assert!(
+        line.contains("┆ b ") && line.contains("┆ a ") && line.contains("0.030"),
+        "{line}"
+    );
+}
+
 /// The SMS spam run's real output, when a labeling run has left it in `out/` (the model is not run here).
 #[test]
 fn qc_on_the_sms_spam_task_output_when_present() {

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use assay_core::TaskSpec;
 use assay_quality::audit::{audit_decision, wilson_interval, AuditDecision, Interval};
+use assay_quality::label_errors::{find_label_issues, LabelIssueOptions};
 use assay_quality::metrics::{
     accuracy_coverage_curve, expected_calibration_error, reliability_bins, threshold_for_accuracy,
     CoveragePoint, ReliabilityBin, DEFAULT_ECE_BINS,
@@ -28,6 +29,8 @@ const CONFUSION_MAX: usize = 12;
 const CURVE_POINTS: usize = 200;
 /// Row errors printed before "... and N more".
 const ROW_ERRORS_SHOWN: usize = 10;
+/// Flagged gold labels listed in the terminal.
+const LABEL_ISSUES_SHOWN: usize = 15;
 
 /// What `assay qc TASK.toml` needs, resolved from the flags and the task file.
 pub struct TaskQcSettings {
@@ -100,6 +103,10 @@ struct Compared {
     gold: usize,
     predicted: usize,
     confidence: f64,
+    /// 1-based row number in the labeled file.
+    row: u64,
+    /// The model's distribution over the labels (indexed like `Data::labels`), when the row carries one.
+    probs: Option<Vec<f64>>,
 }
 
 /// The rows read, with label names indexed in text order.
@@ -174,26 +181,46 @@ fn load(settings: &TaskQcSettings) -> anyhow::Result<Data> {
                 .and_then(Value::as_f64)
                 .filter(|c| (0.0..=1.0).contains(c))
                 .ok_or("`assay.confidence` is not a number in [0, 1]")?;
-            Ok::<_, String>((label, confidence))
+            let distribution: Option<Vec<(String, f64)>> =
+                a.get("distribution").and_then(Value::as_object).map(|d| {
+                    d.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                        .collect()
+                });
+            Ok::<_, String>((label, confidence, distribution))
         });
         match parsed {
-            Ok((label, confidence)) => raw.push((gold, label, confidence)),
+            Ok((label, confidence, distribution)) => {
+                raw.push((gold, label, confidence, number, distribution))
+            }
             Err(e) => bad_rows.push((number, e)),
         }
     }
     let mut names: Vec<String> = raw
         .iter()
-        .flat_map(|(g, p, _)| [g.clone(), p.clone()])
+        .flat_map(|(g, p, _, _, d)| {
+            [g.clone(), p.clone()]
+                .into_iter()
+                .chain(d.iter().flatten().map(|(n, _)| n.clone()))
+        })
         .collect();
     names.sort();
     names.dedup();
     let code = |s: &str| names.binary_search_by(|n| n.as_str().cmp(s)).unwrap_or(0);
     let rows = raw
         .iter()
-        .map(|(g, p, c)| Compared {
+        .map(|(g, p, c, row, d)| Compared {
             gold: code(g),
             predicted: code(p),
             confidence: *c,
+            row: *row,
+            probs: d.as_ref().map(|d| {
+                let mut probs = vec![0.0; names.len()];
+                for (n, p) in d {
+                    probs[code(n)] = *p;
+                }
+                probs
+            }),
         })
         .collect();
     Ok(Data {
@@ -224,6 +251,51 @@ struct TaskQc {
     audit: Option<Audit>,
     /// Confusion matrix over the shown labels (gold rows, predicted columns).
     confusion: svg::Confusion,
+    /// Gold labels that look wrong by confident learning, most likely wrong first; `None` when the rows carry no
+    /// distribution or the method cannot run (a single class, say).
+    label_issues: Option<Vec<LabelIssue>>,
+}
+
+/// A gold label confident learning flags.
+struct LabelIssue {
+    /// 1-based row in the labeled file.
+    row: u64,
+    gold: usize,
+    /// The model's most likely label.
+    suggested: usize,
+    /// The model's probability of the gold label.
+    p_gold: f64,
+}
+
+/// Confident learning (Northcutt et al. 2021, cleanlab's defaults) over the model's distributions: gold labels the
+/// model confidently disagrees with, beyond what its per-class thresholds expect.
+fn label_issues(d: &Data) -> Option<Vec<LabelIssue>> {
+    let probs: Vec<&Vec<f64>> = d
+        .rows
+        .iter()
+        .map(|r| r.probs.as_ref())
+        .collect::<Option<_>>()?;
+    let given: Vec<usize> = d.rows.iter().map(|r| r.gold).collect();
+    let found = find_label_issues(&given, &probs, &LabelIssueOptions::default()).ok()?;
+    Some(
+        found
+            .ranked
+            .iter()
+            .map(|&i| {
+                let r = &d.rows[i];
+                let p = probs[i];
+                let suggested = (0..p.len())
+                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                    .unwrap_or(r.predicted);
+                LabelIssue {
+                    row: r.row,
+                    gold: r.gold,
+                    suggested,
+                    p_gold: p[r.gold],
+                }
+            })
+            .collect(),
+    )
 }
 
 fn compute(settings: &TaskQcSettings, d: &Data) -> anyhow::Result<TaskQc> {
@@ -274,6 +346,7 @@ fn compute(settings: &TaskQcSettings, d: &Data) -> anyhow::Result<TaskQc> {
         threshold,
         audit,
         confusion: confusion(d),
+        label_issues: label_issues(d),
     })
 }
 
@@ -444,6 +517,36 @@ fn print_summary(settings: &TaskQcSettings, d: &Data, qc: &TaskQc) {
         None => println!(
             "\naudit: no threshold reaches the target accuracy, so nothing is auto-accepted"
         ),
+    }
+    match &qc.label_issues {
+        Some(issues) if !issues.is_empty() => {
+            let mut t = table(&["row", "gold label", "model suggests", "P(gold label)"]);
+            for i in issues.iter().take(LABEL_ISSUES_SHOWN) {
+                t.add_row(vec![
+                    i.row.to_string(),
+                    d.labels[i.gold].clone(),
+                    d.labels[i.suggested].clone(),
+                    format!("{:.3}", i.p_gold),
+                ]);
+            }
+            let more = issues.len().saturating_sub(LABEL_ISSUES_SHOWN);
+            println!(
+                "\nPossible errors in the gold column (confident learning): {} of {} rows flagged, most likely \
+                 wrong first{}\n{t}\nCandidates for a second look, not verdicts: confident learning trusts the \
+                 model's probabilities, so a weak model also flags its own mistakes.",
+                issues.len(),
+                qc.n,
+                if more > 0 {
+                    format!(" ({more} more not shown)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Some(_) => {
+            println!("\nPossible errors in the gold column (confident learning): none flagged")
+        }
+        None => {}
     }
     if !d.bad_rows.is_empty() {
         println!("\n{} rows could not be used:", d.bad_rows.len());
