@@ -443,7 +443,7 @@ pub struct ModelSpec {
     /// CPU threads for llama.cpp; default: the cores available to this process.
     #[serde(default)]
     pub threads: Option<usize>,
-    /// Tokens evaluated per llama.cpp batch; items are packed into batches up to this size.
+    /// Most tokens per llama.cpp call (the batch size); items are scored one at a time.
     #[serde(default = "default_batch_tokens")]
     pub batch_tokens: usize,
     /// Base URL of an OpenAI-compatible server (`http://127.0.0.1:8080/v1`); when set, `name` is the model name

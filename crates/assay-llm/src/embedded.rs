@@ -25,9 +25,6 @@ use llama_cpp_2::token::LlamaToken;
 use crate::trie::{Leaf, Predictor, Trie};
 use crate::{Error, ItemScores, ModelInfo, Result, ScoreStats, Scorer};
 
-/// Evaluate items one at a time (see `score_group` for why items are not packed together).
-const ONE_ITEM_PER_GROUP: bool = true;
-
 /// llama.cpp allows this many sequence ids; id 0 holds the shared prefix.
 const MAX_SEQUENCES: usize = 256;
 
@@ -481,12 +478,12 @@ impl<'m> EmbeddedScorer<'m> {
                 log_probs.insert((Predictor::Prefix, t), self.prefix_log_probs[t as usize]);
             }
         }
-        // One sequence id per token (see `Trie::waves`) and one chain of tokens per llama.cpp call, depth first:
+        // One sequence id per token (see `Trie::sequences`) and one chain of tokens per llama.cpp call, depth first:
         // a branch's cells are removed before its sibling is evaluated. Measured on llama.cpp's CPU backend,
         // keeping cells of sequences with different histories at the same positions (other items, sibling
         // branches) made scores drift from a from-scratch evaluation by up to 0.2 nats; evaluated this way they
         // are bit-identical to it. A chain's last token is never decoded when nothing reads the logits after it.
-        let (node_seq, _) = trie.waves();
+        let node_seq = trie.sequences();
         let needs_decoding = trie.nodes_to_decode();
         let mut chains: Vec<(usize, Vec<usize>)> = Vec::new();
         for i in (0..trie.nodes.len()).filter(|&i| needs_decoding[i]) {
@@ -635,40 +632,24 @@ impl Scorer for EmbeddedScorer<'_> {
                     .collect())
             })
             .collect();
-        // Plan every item; items that cannot be scored get their reason, the rest are packed into groups.
-        let mut groups: Vec<Vec<PlannedLeaf>> = vec![Vec::new()];
-        let mut group_tokens = 0usize;
+        // Items are scored one at a time (see `score_group` for why they are not packed together); an item that
+        // cannot be scored gets its reason.
         for (i, request) in requests.iter().enumerate() {
-            match self.plan(i, request) {
-                Err(reason) => results[i] = Err(reason),
-                Ok(leaves) => {
-                    let tokens =
-                        Trie::build(&leaves.iter().map(|l| l.leaf.clone()).collect::<Vec<_>>())
-                            .nodes
-                            .len();
-                    let current = groups.last().expect("one group");
-                    let too_many_tokens = group_tokens + tokens > self.options.batch_tokens;
-                    let too_many_sequences = current.len() + leaves.len() >= MAX_SEQUENCES;
-                    if !current.is_empty()
-                        && (too_many_tokens || too_many_sequences || ONE_ITEM_PER_GROUP)
-                    {
-                        groups.push(Vec::new());
-                        group_tokens = 0;
-                    }
-                    group_tokens += tokens;
-                    groups.last_mut().expect("one group").extend(leaves);
+            let planned = match self.plan(i, request) {
+                Ok(planned) => planned,
+                Err(reason) => {
+                    results[i] = Err(reason);
+                    continue;
                 }
-            }
-        }
-        for group in groups.into_iter().filter(|g| !g.is_empty()) {
-            let leaves: Vec<Leaf> = group.iter().map(|p| p.leaf.clone()).collect();
+            };
+            let leaves: Vec<Leaf> = planned.iter().map(|p| p.leaf.clone()).collect();
             let scores = match self.options.strategy {
                 Strategy::CachedBatched => self.score_group(&leaves)?,
                 Strategy::Naive => self.score_naive(&leaves)?,
             };
-            for (planned, score) in group.iter().zip(scores) {
-                if let Ok(item) = &mut results[planned.item] {
-                    item[planned.branch][planned.option] = score;
+            for (p, score) in planned.iter().zip(scores) {
+                if let Ok(item) = &mut results[p.item] {
+                    item[p.branch][p.option] = score;
                 }
             }
         }

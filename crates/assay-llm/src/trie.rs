@@ -95,24 +95,12 @@ impl Trie {
         Trie { nodes, terms }
     }
 
-    /// Decoding plan with one sequence id per token: node `i` belongs to the sequence of its first leaf
-    /// (`seq[i]`, a leaf index), and is decoded in wave `wave[i]`. A node whose sequence differs from its parent's
-    /// starts that sequence: before its wave, the parent's sequence must be copied into it up to the node's position.
-    /// Along any path the sequence only changes where a later leaf branches off, so each sequence is one chain of
-    /// nodes within one wave.
-    pub fn waves(&self) -> (Vec<usize>, Vec<usize>) {
-        let mut seq = Vec::with_capacity(self.nodes.len());
-        let mut wave = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            let s = node.leaves[0];
-            let w = match node.parent {
-                None => 0,
-                Some(p) => wave[p] + usize::from(seq[p] != s),
-            };
-            seq.push(s);
-            wave.push(w);
-        }
-        (seq, wave)
+    /// Decoding plan with one sequence id per token: node `i` belongs to the sequence of its first leaf (a leaf
+    /// index). A node whose sequence differs from its parent's starts that sequence: the parent's sequence must be
+    /// copied into it up to the node's position first. Along any path the sequence only changes where a later
+    /// leaf branches off, so each sequence is one chain of nodes.
+    pub fn sequences(&self) -> Vec<usize> {
+        self.nodes.iter().map(|node| node.leaves[0]).collect()
     }
 
     /// Which nodes must be evaluated: those whose logits are needed, and their ancestors. The last token of an
@@ -192,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn waves_give_each_branch_its_own_sequence_after_its_parent() {
+    fn each_branch_gets_its_own_sequence_after_its_parent() {
         // Item "7 8", options "9" and "10 11": the item and option 1 are leaf 0's chain; option 2 starts leaf 1.
         let leaves = vec![
             Leaf {
@@ -207,9 +195,7 @@ mod tests {
             },
         ];
         let trie = Trie::build(&leaves);
-        let (seq, wave) = trie.waves();
-        assert_eq!(seq, [0, 0, 0, 1, 1]);
-        assert_eq!(wave, [0, 0, 0, 1, 1]);
+        assert_eq!(trie.sequences(), [0, 0, 0, 1, 1]);
         assert_eq!(trie.nodes[3].parent, Some(1));
         // "9" and "11" end their options: nothing reads logits after them.
         assert_eq!(trie.nodes_to_decode(), [true, true, false, true, false]);
