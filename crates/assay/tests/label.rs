@@ -308,3 +308,76 @@ fn task_typo_names_key_and_line() {
         "{stderr}"
     );
 }
+
+/// Many workers, one PostgreSQL store: two `assay label --shard I/2` processes run at the same time, never score
+/// the same chunk, and a last run without `--shard` scores nothing and writes the same output as one process on
+/// SQLite would.
+#[test]
+fn two_shard_workers_on_postgres_split_the_work_and_match_a_single_sqlite_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = sms_task(dir.path());
+    let postgres = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(assay_store::testing::fresh_postgres_database());
+    let summary_of = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let worker = |shard: &str| {
+        let summary = dir
+            .path()
+            .join(format!("shard-{}.json", shard.replace('/', "-")));
+        let child = assay()
+            .args([
+                "label",
+                task.to_str().unwrap(),
+                "--limit",
+                "40",
+                "--threads",
+                "1",
+                "--quiet",
+            ])
+            .args(["--shard", shard, "--store", &postgres])
+            .arg("--output")
+            .arg(
+                dir.path()
+                    .join(format!("shard-{}.jsonl", shard.replace('/', "-"))),
+            )
+            .arg("--summary-json")
+            .arg(&summary)
+            .spawn()
+            .unwrap();
+        (child, summary)
+    };
+    let (mut a, summary_a) = worker("0/2");
+    let (mut b, summary_b) = worker("1/2");
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    // 40 rows in chunks of 16: chunks 0 and 2 (16 + 8 rows) to worker 0, chunk 1 (16 rows) to worker 1.
+    assert_eq!(summary_of(&summary_a)["scored_this_run"], 24);
+    assert_eq!(summary_of(&summary_b)["scored_this_run"], 16);
+
+    let out_pg = dir.path().join("pg.jsonl");
+    let summary = dir.path().join("final.json");
+    ok(assay()
+        .args(["label", task.to_str().unwrap(), "--limit", "40", "--quiet"])
+        .args(["--store", &postgres])
+        .arg("--output")
+        .arg(&out_pg)
+        .arg("--summary-json")
+        .arg(&summary));
+    assert_eq!(summary_of(&summary)["scored_this_run"], 0);
+    assert_eq!(summary_of(&summary)["labeled"], 40);
+
+    let out_sqlite = dir.path().join("sqlite.jsonl");
+    ok(assay()
+        .args(["label", task.to_str().unwrap(), "--limit", "40", "--quiet"])
+        .arg("--store")
+        .arg(dir.path().join("one.db"))
+        .arg("--output")
+        .arg(&out_sqlite));
+    assert_eq!(
+        without_run_identity(&read_jsonl(&out_pg)),
+        without_run_identity(&read_jsonl(&out_sqlite))
+    );
+}

@@ -70,6 +70,44 @@ pub struct LabelArgs {
     /// nothing).
     #[arg(long)]
     pub plan: bool,
+    /// Label only the chunks numbered I modulo N (`0/2` and `1/2` split the work between two workers sharing one
+    /// store, usually PostgreSQL). Chunks depend only on the input's order, so the workers never overlap; a last
+    /// run without `--shard` calibrates over everything and writes the whole output, scoring nothing.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+/// A worker's share of the chunks: those whose number is `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker's residue.
+    pub index: usize,
+    /// How many workers share the input.
+    pub count: usize,
+}
+
+impl Shard {
+    fn owns(self, chunk: usize) -> bool {
+        chunk % self.count == self.index
+    }
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}`: expected I/N, as in 0/4"))?;
+    let index: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{i}` is not a number"))?;
+    let count: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!("`{text}`: need 0 <= I < N"));
+    }
+    Ok(Shard { index, count })
 }
 
 /// The model behind a run.
@@ -355,8 +393,12 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     let content_free_scores = scorer.score(&content_free)?;
 
     watch_ctrl_c(interrupted.clone());
+    let mine = |chunk: usize| args.shard.is_none_or(|s| s.owns(chunk));
     let pending_total = items
-        .iter()
+        .chunks(chunk_items)
+        .enumerate()
+        .filter(|(c, _)| mine(*c))
+        .flat_map(|(_, chunk)| chunk)
         .filter(|i| !done.contains(&record_ids[&i.index]))
         .count();
     let bar = items_bar(pending_total as u64, "labeling", settings.progress);
@@ -366,9 +408,12 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     let mut failures: Vec<(u64, String)> = Vec::new();
     // Content-free requests count towards the run's usage too.
     let mut served_before = scorer.served_stats().map(|_| Default::default());
-    for chunk in items.chunks(chunk_items) {
+    for (chunk_number, chunk) in items.chunks(chunk_items).enumerate() {
         if interrupted.load(Ordering::SeqCst) {
             break;
+        }
+        if !mine(chunk_number) {
+            continue;
         }
         let pending: Vec<&Item> = chunk
             .iter()
@@ -1550,6 +1595,16 @@ fn pct(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_parse_and_own_their_residue() {
+        let s = parse_shard("1/3").unwrap();
+        assert_eq!((s.index, s.count), (1, 3));
+        assert!(s.owns(1) && s.owns(4) && !s.owns(3));
+        for bad in ["3/3", "1/0", "x/2", "2"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn fit_split_is_deterministic_and_near_the_share() {
