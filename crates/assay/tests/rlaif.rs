@@ -40,18 +40,23 @@ fn fixture(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn run_label(dir: &Path) -> (PathBuf, PathBuf, Vec<Value>) {
     let (task, data) = fixture(dir);
+    let (db, rows) = label_pairs(dir, &task, &data);
+    (task, db, rows)
+}
+
+/// `assay label TASK --input DATA` into a store and output under `dir`; returns the store and the output rows.
+fn label_pairs(dir: &Path, task: &Path, data: &Path) -> (PathBuf, Vec<Value>) {
     let db = dir.join("store.db");
     let out = dir.join("labeled.jsonl");
     ok(assay()
         .args(["label", task.to_str().unwrap(), "--threads", "2", "--quiet"])
         .arg("--input")
-        .arg(&data)
+        .arg(data)
         .arg("--output")
         .arg(&out)
         .arg("--store")
         .arg(&db));
-    let rows = read_jsonl(&out);
-    (task, db, rows)
+    (db, read_jsonl(&out))
 }
 
 fn f(v: &Value, pointer: &str) -> f64 {
@@ -389,17 +394,7 @@ response-2 = "{{ b }}"
 "#,
     )
     .unwrap();
-    let db = dir.path().join("store.db");
-    let out = dir.path().join("labeled.jsonl");
-    ok(assay()
-        .args(["label", task.to_str().unwrap(), "--threads", "2", "--quiet"])
-        .arg("--input")
-        .arg(&data)
-        .arg("--output")
-        .arg(&out)
-        .arg("--store")
-        .arg(&db));
-    let rows = read_jsonl(&out);
+    let (db, rows) = label_pairs(dir.path(), &task, &data);
     assert_eq!(rows.len(), 4);
     for pair in rows.chunks(2) {
         let (x, y) = (&pair[0], &pair[1]);

@@ -194,38 +194,27 @@ type HumanRow = (
 );
 
 fn human_annotations(store: &Path) -> Vec<Human> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let url = format!("sqlite://{}?mode=ro", store.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let rows: Vec<HumanRow> = sqlx::query_as(
-            "SELECT a.assignment_id, a.annotator, t.name, a.value, a.duration_ms, a.confidence \
-             FROM annotations a JOIN tasks t ON t.id = a.task_id \
-             WHERE a.annotator_kind = 'human' ORDER BY a.assignment_id",
+    let rows: Vec<HumanRow> = sql_rows(
+        store,
+        "SELECT a.assignment_id, a.annotator, t.name, a.value, a.duration_ms, a.confidence \
+         FROM annotations a JOIN tasks t ON t.id = a.task_id \
+         WHERE a.annotator_kind = 'human' ORDER BY a.assignment_id",
+    );
+    rows.into_iter()
+        .map(
+            |(assignment_id, annotator, task, value, duration_ms, confidence)| Human {
+                assignment_id: assignment_id.expect("a human annotation names its assignment"),
+                annotator,
+                task,
+                value: serde_json::from_str(
+                    value.as_deref().expect("a human annotation has a value"),
+                )
+                .expect("the value is JSON"),
+                duration_ms,
+                confidence,
+            },
         )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        rows.into_iter()
-            .map(
-                |(assignment_id, annotator, task, value, duration_ms, confidence)| Human {
-                    assignment_id: assignment_id.expect("a human annotation names its assignment"),
-                    annotator,
-                    task,
-                    value: serde_json::from_str(
-                        value.as_deref().expect("a human annotation has a value"),
-                    )
-                    .expect("the value is JSON"),
-                    duration_ms,
-                    confidence,
-                },
-            )
-            .collect()
-    })
+        .collect()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assay, ok, read_jsonl, sql_count, test_home};
+use common::{assay, ok, read_jsonl, sql_count, sql_rows, test_home};
 use llama_server::LlamaServer;
 
 /// What the proxy does with the n-th request (counted from 1).
@@ -161,20 +161,8 @@ fn handle(
 
 /// The cache keys of the stored answers.
 fn stored_keys(db: &Path) -> HashSet<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let url = format!("sqlite://{}?mode=ro", db.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let keys: Vec<String> = sqlx::query_scalar("SELECT request_key FROM model_responses")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        keys.into_iter().collect()
-    })
+    let keys: Vec<(String,)> = sql_rows(db, "SELECT request_key FROM model_responses");
+    keys.into_iter().map(|(k,)| k).collect()
 }
 
 /// assay's cache key of a request body sent to `path`.

@@ -327,6 +327,20 @@ pub struct ServedStats {
     pub cost_usd: f64,
 }
 
+impl ServedStats {
+    /// What was done since the `before` snapshot.
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            requests: self.requests - before.requests,
+            cache_hits: self.cache_hits - before.cache_hits,
+            retries: self.retries - before.retries,
+            input_tokens: self.input_tokens - before.input_tokens,
+            output_tokens: self.output_tokens - before.output_tokens,
+            cost_usd: self.cost_usd - before.cost_usd,
+        }
+    }
+}
+
 /// A connection to a served model, its scoring mode resolved.
 pub struct ServedModel {
     config: ServedConfig,

@@ -23,7 +23,9 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 
 use super::export::model_labels;
-use super::label::{is_rated_pair, judgment_from_scores, preference_code, PairJudgment, TIE};
+use super::label::{
+    is_rated_pair, judges_pairs, judgment_from_scores, preference_code, PairJudgment, TIE,
+};
 use crate::settings::Settings;
 
 /// Arguments of `assay eval`.
@@ -50,23 +52,21 @@ pub struct EvalArgs {
 /// Run `assay eval`.
 pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let spec = TaskSpec::from_path(&args.task)?;
-    let (_, labels) = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?;
+    let labels = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?.labels;
     let judge = labels[0].annotator.clone();
     let report = match spec.kind {
-        TaskKind::Compare | TaskKind::Rate
-            if spec.kind == TaskKind::Compare || is_rated_pair(&spec) =>
-        {
+        _ if judges_pairs(&spec) => {
             let main = judged_pairs(&spec, &labels, &args.human);
             let mut others = Vec::new();
             for path in &args.with {
                 let other = TaskSpec::from_path(path)?;
-                if other.kind != TaskKind::Compare && !is_rated_pair(&other) {
+                if !judges_pairs(&other) {
                     bail!(
                         "--with {}: not a compare task or a rated pair task",
                         path.display()
                     );
                 }
-                let (_, other_labels) = model_labels(settings, path, &other, None)?;
+                let other_labels = model_labels(settings, path, &other, None)?.labels;
                 let judged = judged_pairs(&other, &other_labels, &args.human);
                 for (row, (_, data, _)) in &judged {
                     if main

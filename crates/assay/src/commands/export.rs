@@ -20,7 +20,7 @@ use super::human::{
     answers_by_content, content_key, final_label, human_majority, HumanAnswer, LabelSource,
 };
 use super::label::{
-    free_column_name, is_rated_pair, judgment_from_scores, outcome_name, preference_code,
+    free_column_name, judges_pairs, judgment_from_scores, outcome_name, preference_code,
     task_identity, PairJudgment, TIE,
 };
 use super::Hinted;
@@ -67,7 +67,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     if args.format == ExportFormat::Labels {
         return export_labels(settings, &args, &spec);
     }
-    if spec.kind != TaskKind::Compare && !is_rated_pair(&spec) {
+    if !judges_pairs(&spec) {
         bail!(Hinted {
             message: format!(
                 "task {} is a {} task; export writes preference pairs",
@@ -79,7 +79,12 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
                 .into(),
         });
     }
-    let (prompts, labels) = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?;
+    let TaskLabels {
+        prompts,
+        labels,
+        human,
+    } = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?;
+    let people = PeopleAnswers::new(&labels, &human);
     let output = args.output.clone().unwrap_or_else(|| {
         let format = match args.format {
             ExportFormat::Dpo => "dpo",
@@ -90,7 +95,6 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     });
     assay_io::Format::from_path(&output).context("choosing the output format")?;
 
-    let people = human_labels(settings, &spec, &labels)?;
     let mut rows = Vec::new();
     let (mut ties, mut inconsistent, mut unreadable, mut by_people) =
         (0usize, 0usize, 0usize, 0usize);
@@ -224,8 +228,9 @@ fn export_labels(
     args: &ExportArgs,
     spec: &TaskSpec,
 ) -> anyhow::Result<ExitCode> {
-    let (_, labels) = model_labels(settings, &args.task, spec, args.annotator.as_deref())?;
-    let people = human_labels(settings, spec, &labels)?;
+    let TaskLabels { labels, human, .. } =
+        model_labels(settings, &args.task, spec, args.annotator.as_deref())?;
+    let people = PeopleAnswers::new(&labels, &human);
     let output = args
         .output
         .clone()
@@ -301,32 +306,21 @@ impl PeopleAnswers {
     }
 }
 
-fn human_labels(
-    settings: &Settings,
-    spec: &TaskSpec,
-    labels: &[LabeledRecord],
-) -> anyhow::Result<PeopleAnswers> {
-    // The column `assay label` added to the rows people saw: the first name the input's columns leave free.
-    let columns: Vec<String> = labels
-        .first()
-        .and_then(|l| l.data.as_object())
-        .map(|d| d.keys().cloned().collect())
-        .unwrap_or_default();
-    let assay_column = free_column_name(&columns);
-    let (_, _, task_hash) = task_identity(spec)?;
-    let rt = runtime()?;
-    let store = settings.open_store(&rt)?;
-    let by_content = match rt.block_on(store.find_task(&spec.name, &task_hash))? {
-        Some(task_id) => answers_by_content(
-            &rt.block_on(store.human_annotations(task_id))?,
-            &assay_column,
-        ),
-        None => HashMap::new(),
-    };
-    Ok(PeopleAnswers {
-        by_content,
-        assay_column,
-    })
+impl PeopleAnswers {
+    /// Index `human` answers for the model's `labels` (the rows whose columns say which column `assay label`
+    /// added to the rows people saw: the first name the input's columns leave free).
+    fn new(labels: &[LabeledRecord], human: &[LabeledRecord]) -> Self {
+        let columns: Vec<String> = labels
+            .first()
+            .and_then(|l| l.data.as_object())
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        let assay_column = free_column_name(&columns);
+        Self {
+            by_content: answers_by_content(human, &assay_column),
+            assay_column,
+        }
+    }
 }
 
 fn judge_name(label: &LabeledRecord) -> &str {
@@ -349,13 +343,22 @@ fn provenance(label: &LabeledRecord, spec: &TaskSpec) -> Value {
     })
 }
 
-/// The task's prompt builder and its model annotations (of one model), with their records' data.
+/// What `export` and `eval` read of a task version.
+pub(crate) struct TaskLabels {
+    pub prompts: PromptBuilder,
+    /// The model's annotations (of one model, of the task's own dataset when it has labels there).
+    pub labels: Vec<LabeledRecord>,
+    /// People's answers to the task, of any dataset (matched to rows by content: see [`super::human`]).
+    pub human: Vec<LabeledRecord>,
+}
+
+/// The task's prompt builder, its model annotations (of one model) and people's answers, with their records' data.
 pub(crate) fn model_labels(
     settings: &Settings,
     task_path: &std::path::Path,
     spec: &TaskSpec,
     annotator: Option<&str>,
-) -> anyhow::Result<(PromptBuilder, Vec<LabeledRecord>)> {
+) -> anyhow::Result<TaskLabels> {
     let (prompts, _, task_hash) = task_identity(spec)?;
     let rt = runtime()?;
     let store = settings.open_store(&rt)?;
@@ -374,11 +377,11 @@ pub(crate) fn model_labels(
     let Some(task_id) = rt.block_on(store.find_task(&spec.name, &task_hash))? else {
         bail!(not_labeled());
     };
-    let mut labels: Vec<LabeledRecord> = rt
+    let (mut labels, human): (Vec<LabeledRecord>, Vec<LabeledRecord>) = rt
         .block_on(store.labeled_records(task_id))?
         .into_iter()
-        .filter(|l| l.annotator_kind == "model")
-        .collect();
+        .filter(|l| l.annotator_kind == "model" || l.annotator_kind == "human")
+        .partition(|l| l.annotator_kind == "model");
     // A task version can hold labels of several datasets (a review project imports `assay label`'s output as a
     // dataset of its own, with the machine's labels): read those of the task's own dataset when it has any.
     if let Some(path) = spec.dataset.as_deref().filter(|p| p.exists()) {
@@ -409,5 +412,9 @@ pub(crate) fn model_labels(
             hint: format!("choose one with --annotator: {}", annotators.join(", ")),
         }),
     }
-    Ok((prompts, labels))
+    Ok(TaskLabels {
+        prompts,
+        labels,
+        human,
+    })
 }

@@ -679,7 +679,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     } else {
         gold_reports(&spec, &labeled, &calibrated_units, &eval)
     };
-    let compare = (spec.kind == TaskKind::Compare || is_rated_pair(&spec)).then(|| {
+    let compare = judges_pairs(&spec).then(|| {
         let judged: Vec<(PairJudgment, Option<usize>)> = labeled
             .iter()
             .zip(&calibrated_units)
@@ -700,12 +700,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             Some(served::ServedSummary {
                 endpoint: model.config().endpoint.clone(),
                 scoring: model.mode().as_str().to_string(),
-                requests: now.requests,
-                cache_hits: now.cache_hits,
-                retries: now.retries,
-                input_tokens: now.input_tokens,
-                output_tokens: now.output_tokens,
-                cost_usd: now.cost_usd,
+                run: now,
                 labeled_cost_usd: labeled_cost,
                 projected_cost_usd: if labeled.is_empty() {
                     0.0
@@ -855,7 +850,7 @@ fn load_examples(spec: &TaskSpec) -> anyhow::Result<Vec<ResolvedExample>> {
 /// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names; for
 /// compare the preferred response (see [`preference_code`]).
 fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
-    if spec.kind == TaskKind::Compare || is_rated_pair(spec) {
+    if judges_pairs(spec) {
         return preference_code(value?).map(|c| vec![c]);
     }
     if let Some(rate) = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate) {
@@ -910,8 +905,7 @@ pub(crate) const TIE: usize = 2;
 /// The outcome names of a task, in code order: its labels, or `1`, `2`, `tie` for compare.
 fn outcome_names(spec: &TaskSpec) -> Vec<String> {
     match spec.kind {
-        TaskKind::Compare => vec!["1".into(), "2".into(), "tie".into()],
-        TaskKind::Rate if is_rated_pair(spec) => vec!["1".into(), "2".into(), "tie".into()],
+        _ if judges_pairs(spec) => vec!["1".into(), "2".into(), "tie".into()],
         TaskKind::Rate => spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default(),
         _ => spec.label_names().iter().map(|s| s.to_string()).collect(),
     }
@@ -1009,6 +1003,11 @@ fn rating_json(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<Value> {
 /// A rate task that rates two responses per item and so judges a pair.
 pub(crate) fn is_rated_pair(spec: &TaskSpec) -> bool {
     spec.kind == TaskKind::Rate && spec.rate.as_ref().is_some_and(|r| r.response_2.is_some())
+}
+
+/// A task whose label is a preference between two responses (`1`, `2`, `tie`): a compare task or a rated pair.
+pub(crate) fn judges_pairs(spec: &TaskSpec) -> bool {
+    spec.kind == TaskKind::Compare || is_rated_pair(spec)
 }
 
 /// One pair judged in both orders, position-debiased (Lee et al. 2023, section 2.1.1).
@@ -1157,18 +1156,19 @@ fn units_from_scores(scores: &[Vec<f64>]) -> Vec<Vec<f64>> {
 /// Label value, confidence and distribution from units. Classify: argmax of the one unit. Multi-label: every label
 /// whose P(yes) reaches the threshold; confidence is that of the least certain yes/no decision.
 fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) {
-    let names = spec.label_names();
-    match spec.kind {
-        TaskKind::Compare | TaskKind::Rate if compare_judgment(spec, units).is_some() => {
-            let j = compare_judgment(spec, units).expect("checked by the guard");
-            let label = outcome_name(j.outcome);
-            (
-                json!(label),
+    if judges_pairs(spec) {
+        return match compare_judgment(spec, units) {
+            Some(j) => (
+                json!(outcome_name(j.outcome)),
                 j.soft.max(1.0 - j.soft),
                 json!({"1": j.soft, "2": 1.0 - j.soft}),
-            )
-        }
-        TaskKind::Compare => (Value::Null, 0.0, json!({})),
+            ),
+            None => (Value::Null, 0.0, json!({})),
+        };
+    }
+    let names = spec.label_names();
+    match spec.kind {
+        TaskKind::Compare => unreachable!("pair tasks returned above"),
         TaskKind::Rate => {
             let scores = spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default();
             let p = &units[0];

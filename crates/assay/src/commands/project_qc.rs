@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use assay_core::{TaskKind, TaskSpec};
+use assay_core::TaskSpec;
 use assay_quality::agreement::{krippendorff_alpha, percent_agreement, Level, RatingMatrix};
 use assay_quality::audit::wilson_interval;
 use assay_store::review_qc::ReviewOutcome;
@@ -20,7 +20,7 @@ use comfy_table::Table;
 use serde_json::{json, Value};
 
 use super::human::{human_majority, HumanAnswer};
-use super::label::{is_rated_pair, preference_code};
+use super::label::{judges_pairs, preference_code};
 
 /// Arguments of `assay project qc`.
 #[derive(Debug, Args)]
@@ -38,7 +38,7 @@ pub struct QcArgs {
 /// An answer reduced to what decides equality: the preference code of pair tasks, the sorted names of a
 /// multi-label answer, the text of anything else.
 fn answer_key(spec: &TaskSpec, value: &Value) -> Option<String> {
-    if spec.kind == TaskKind::Compare || is_rated_pair(spec) {
+    if judges_pairs(spec) {
         return preference_code(value).map(|c| c.to_string());
     }
     match value {

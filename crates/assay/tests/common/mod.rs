@@ -71,6 +71,15 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 
 /// One integer from the SQLite store.
 pub fn sql_count(db: &Path, sql: &str) -> i64 {
+    let rows: Vec<(i64,)> = sql_rows(db, sql);
+    rows[0].0
+}
+
+/// The rows of a query on the SQLite store, opened read-only.
+pub fn sql_rows<T>(db: &Path, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,9 +87,12 @@ pub fn sql_count(db: &Path, sql: &str) -> i64 {
     rt.block_on(async {
         let url = format!("sqlite://{}?mode=ro", db.display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        let rows = sqlx::query_as(sql)
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         pool.close().await;
-        n
+        rows
     })
 }
 

@@ -123,15 +123,16 @@ impl AnyScorer<'_> {
 
 /// The difference between two counter snapshots, as a `run_usage` increment.
 pub(super) fn usage_delta(model: &ServedModel, before: ServedStats, now: ServedStats) -> RunUsage {
+    let d = now.since(before);
     RunUsage {
         endpoint: model.config().endpoint.clone(),
         scoring: model.mode().as_str().to_string(),
-        requests: now.requests - before.requests,
-        cache_hits: now.cache_hits - before.cache_hits,
-        retries: now.retries - before.retries,
-        input_tokens: now.input_tokens - before.input_tokens,
-        output_tokens: now.output_tokens - before.output_tokens,
-        cost_usd: now.cost_usd - before.cost_usd,
+        requests: d.requests,
+        cache_hits: d.cache_hits,
+        retries: d.retries,
+        input_tokens: d.input_tokens,
+        output_tokens: d.output_tokens,
+        cost_usd: d.cost_usd,
     }
 }
 
@@ -140,15 +141,9 @@ pub(super) fn usage_delta(model: &ServedModel, before: ServedStats, now: ServedS
 pub(super) struct ServedSummary {
     pub endpoint: String,
     pub scoring: String,
-    /// Answers from the server in this run.
-    pub requests: u64,
-    /// Answers taken from the cache in this run.
-    pub cache_hits: u64,
-    pub retries: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// USD paid in this run.
-    pub cost_usd: f64,
+    /// What this run asked and paid (answers from the server, from the cache, retries, tokens, USD).
+    #[serde(flatten)]
+    pub run: ServedStats,
     /// USD of all labeled rows' answers, whenever paid.
     pub labeled_cost_usd: f64,
     /// `labeled_cost_usd` scaled to every row read.
@@ -172,12 +167,12 @@ pub(super) fn print_summary(s: &ServedSummary) {
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["served model", "this run"]);
     for (name, value) in [
-        ("requests answered", s.requests.to_string()),
-        ("answers from the cache", s.cache_hits.to_string()),
-        ("retries", s.retries.to_string()),
-        ("input tokens", s.input_tokens.to_string()),
-        ("output tokens", s.output_tokens.to_string()),
-        ("cost", format!("${:.4}", s.cost_usd)),
+        ("requests answered", s.run.requests.to_string()),
+        ("answers from the cache", s.run.cache_hits.to_string()),
+        ("retries", s.run.retries.to_string()),
+        ("input tokens", s.run.input_tokens.to_string()),
+        ("output tokens", s.run.output_tokens.to_string()),
+        ("cost", format!("${:.4}", s.run.cost_usd)),
         (
             "cost of all labeled rows",
             format!("${:.4}", s.labeled_cost_usd),
