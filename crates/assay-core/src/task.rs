@@ -687,6 +687,33 @@ impl Default for CalibrationSpec {
     }
 }
 
+/// The outcome code of a tie among pair outcomes (0 = response 1 better, 1 = response 2 better).
+pub const TIE: usize = 2;
+
+/// Pair outcome names in code order.
+pub const PAIR_OUTCOMES: [&str; 3] = ["1", "2", "tie"];
+
+/// `1`, `2` or `tie` for a pair outcome code.
+pub fn outcome_name(code: usize) -> &'static str {
+    PAIR_OUTCOMES[code.min(TIE)]
+}
+
+/// A preference as PandaLM and most human preference data write it: `1` (response 1 better) → 0, `2` → 1,
+/// `0` or `tie` → 2 ([`TIE`]). Numbers and their text both work.
+pub fn preference_code(value: &serde_json::Value) -> Option<usize> {
+    let text = match value {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.trim().to_lowercase(),
+        _ => return None,
+    };
+    match text.as_str() {
+        "1" | "1.0" => Some(0),
+        "2" | "2.0" => Some(1),
+        "0" | "0.0" | "tie" => Some(TIE),
+        _ => None,
+    }
+}
+
 impl TaskSpec {
     /// Parse a task from TOML text (paths stay as written).
     pub fn from_toml_str(text: &str) -> Result<Self> {
@@ -875,6 +902,64 @@ impl TaskSpec {
             return Err("`model.batch-tokens` must be at least 32".into());
         }
         Ok(())
+    }
+
+    /// A rate task that rates two responses per item and so judges a pair.
+    pub fn is_rated_pair(&self) -> bool {
+        self.kind == TaskKind::Rate && self.rate.as_ref().is_some_and(|r| r.response_2.is_some())
+    }
+
+    /// A task whose label is a preference between two responses (`1`, `2`, `tie`): a compare task or a rated
+    /// pair.
+    pub fn judges_pairs(&self) -> bool {
+        self.kind == TaskKind::Compare || self.is_rated_pair()
+    }
+
+    /// The outcome names of a task, in code order: its labels, its scores (rate), or `1`, `2`, `tie` for pairs.
+    pub fn outcome_names(&self) -> Vec<String> {
+        match self.kind {
+            _ if self.judges_pairs() => PAIR_OUTCOMES.iter().map(|s| s.to_string()).collect(),
+            TaskKind::Rate => self.rate.as_ref().map(|r| r.scores()).unwrap_or_default(),
+            _ => self.label_names().iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names; for
+    /// pair tasks the preferred response (see [`preference_code`]); for rate tasks the score. `None` when the
+    /// cell is empty or names no outcome of the task.
+    pub fn gold_indices(&self, value: Option<&serde_json::Value>) -> Option<Vec<usize>> {
+        use serde_json::Value;
+        if self.judges_pairs() {
+            return preference_code(value?).map(|c| vec![c]);
+        }
+        if let Some(rate) = self.rate.as_ref().filter(|_| self.kind == TaskKind::Rate) {
+            let text = match value? {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.trim().to_string(),
+                _ => return None,
+            };
+            return rate
+                .scores()
+                .iter()
+                .position(|s| *s == text)
+                .map(|i| vec![i]);
+        }
+        let names: Vec<String> = match value? {
+            Value::String(s) => ExampleLabel::One(s.clone()).names(self.kind == TaskKind::MultiLabel),
+            Value::Array(values) => values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Value::Number(n) => vec![n.to_string()],
+            Value::Bool(b) => vec![b.to_string()],
+            _ => return None,
+        };
+        let indices: Option<Vec<usize>> = names.iter().map(|n| self.label_index(n)).collect();
+        match self.kind {
+            TaskKind::Classify => indices.filter(|i| i.len() == 1),
+            TaskKind::MultiLabel => indices,
+            TaskKind::Compare | TaskKind::Rate => None,
+        }
     }
 
     /// Label names in declaration order.

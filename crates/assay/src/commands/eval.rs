@@ -23,9 +23,9 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 
 use super::export::model_labels;
-use super::label::{
-    is_rated_pair, judges_pairs, judgment_from_scores, preference_code, PairJudgment, TIE,
-};
+use assay_core::task::{preference_code, TIE};
+
+use super::label::{judgment_from_scores, PairJudgment};
 use crate::settings::Settings;
 
 /// Arguments of `assay eval`.
@@ -55,12 +55,12 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let labels = model_labels(settings, &args.task, &spec, args.annotator.as_deref())?.labels;
     let judge = labels[0].annotator.clone();
     let report = match spec.kind {
-        _ if judges_pairs(&spec) => {
+        _ if spec.judges_pairs() => {
             let main = judged_pairs(&spec, &labels, &args.human);
             let mut others = Vec::new();
             for path in &args.with {
                 let other = TaskSpec::from_path(path)?;
-                if !judges_pairs(&other) {
+                if !other.judges_pairs() {
                     bail!(
                         "--with {}: not a compare task or a rated pair task",
                         path.display()
@@ -116,7 +116,7 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
                     .other_flip_rates
                     .push((name.clone(), r.position_flip_rate));
             }
-            report.print(&spec.name, &judge, &args.human, is_rated_pair(&spec));
+            report.print(&spec.name, &judge, &args.human, spec.is_rated_pair());
             serde_json::to_value(&report)?
         }
         TaskKind::Compare | TaskKind::Rate => {

@@ -19,10 +19,9 @@ use serde_json::{json, Map, Value};
 use super::human::{
     answers_by_content, content_key, final_label, human_majority, HumanAnswer, LabelSource,
 };
-use super::label::{
-    free_column_name, judges_pairs, judgment_from_scores, outcome_name, preference_code,
-    task_identity, PairJudgment, TIE,
-};
+use assay_core::task::{outcome_name, preference_code, TIE};
+
+use super::label::{free_column_name, judgment_from_scores, task_identity, PairJudgment};
 use super::Hinted;
 use crate::settings::{runtime, Settings};
 
@@ -67,7 +66,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     if args.format == ExportFormat::Labels {
         return export_labels(settings, &args, &spec);
     }
-    if !judges_pairs(&spec) {
+    if !spec.judges_pairs() {
         bail!(Hinted {
             message: format!(
                 "task {} is a {} task; export writes preference pairs",

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use assay_core::prompt::{PairOrder, PairText, RatedText, ResolvedExample};
-use assay_core::task::ExampleLabel;
+use assay_core::task::{outcome_name, ExampleLabel, TIE};
 use assay_core::{CalibrationMethod, PromptBuilder, Provenance, TaskKind, TaskSpec};
 use assay_llm::cache::ModelCache;
 use assay_llm::embedded::{default_threads, EmbeddedModel, ScorerOptions, Strategy};
@@ -244,7 +244,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
                     let gold = spec
                         .gold
                         .as_ref()
-                        .and_then(|column| gold_of(&spec, r.values.get(column)));
+                        .and_then(|column| spec.gold_indices(r.values.get(column)));
                     if spec.gold.as_ref().is_some_and(|c| {
                         r.values.get(c).is_some_and(|v| !v.is_null()) && gold.is_none()
                     }) {
@@ -572,7 +572,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
 
     let mut calibrated_labels = Vec::with_capacity(labeled.len());
     let mut out_rows = Vec::with_capacity(items.len());
-    let mut label_counts: Vec<(String, u64)> = outcome_names(&spec)
+    let mut label_counts: Vec<(String, u64)> = spec.outcome_names()
         .iter()
         .map(|n| (n.to_string(), 0))
         .collect();
@@ -679,7 +679,7 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
     } else {
         gold_reports(&spec, &labeled, &calibrated_units, &eval)
     };
-    let compare = judges_pairs(&spec).then(|| {
+    let compare = spec.judges_pairs().then(|| {
         let judged: Vec<(PairJudgment, Option<usize>)> = labeled
             .iter()
             .zip(&calibrated_units)
@@ -847,70 +847,6 @@ fn load_examples(spec: &TaskSpec) -> anyhow::Result<Vec<ResolvedExample>> {
     Ok(examples)
 }
 
-/// Gold label indices from a gold cell: a label name, or for multi-label a list or comma-separated names; for
-/// compare the preferred response (see [`preference_code`]).
-fn gold_of(spec: &TaskSpec, value: Option<&Value>) -> Option<Vec<usize>> {
-    if judges_pairs(spec) {
-        return preference_code(value?).map(|c| vec![c]);
-    }
-    if let Some(rate) = spec.rate.as_ref().filter(|_| spec.kind == TaskKind::Rate) {
-        let text = match value? {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.trim().to_string(),
-            _ => return None,
-        };
-        return rate
-            .scores()
-            .iter()
-            .position(|s| *s == text)
-            .map(|i| vec![i]);
-    }
-    let names: Vec<String> = match value? {
-        Value::String(s) => ExampleLabel::One(s.clone()).names(spec.kind == TaskKind::MultiLabel),
-        Value::Array(values) => values
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        Value::Number(n) => vec![n.to_string()],
-        Value::Bool(b) => vec![b.to_string()],
-        _ => return None,
-    };
-    let indices: Option<Vec<usize>> = names.iter().map(|n| spec.label_index(n)).collect();
-    match spec.kind {
-        TaskKind::Classify => indices.filter(|i| i.len() == 1),
-        TaskKind::MultiLabel => indices,
-        TaskKind::Compare | TaskKind::Rate => None,
-    }
-}
-
-/// A preference as PandaLM and most human preference data write it: `1` (response 1 better) → 0, `2` → 1,
-/// `0` or `tie` → 2 ([`TIE`]). Numbers and their text both work.
-pub(crate) fn preference_code(value: &Value) -> Option<usize> {
-    let text = match value {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_lowercase(),
-        _ => return None,
-    };
-    match text.as_str() {
-        "1" | "1.0" => Some(0),
-        "2" | "2.0" => Some(1),
-        "0" | "0.0" | "tie" => Some(TIE),
-        _ => None,
-    }
-}
-
-/// The code of a tie among compare outcomes (0 = response 1, 1 = response 2).
-pub(crate) const TIE: usize = 2;
-
-/// The outcome names of a task, in code order: its labels, or `1`, `2`, `tie` for compare.
-fn outcome_names(spec: &TaskSpec) -> Vec<String> {
-    match spec.kind {
-        _ if judges_pairs(spec) => vec!["1".into(), "2".into(), "tie".into()],
-        TaskKind::Rate => spec.rate.as_ref().map(|r| r.scores()).unwrap_or_default(),
-        _ => spec.label_names().iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 /// The prompt builder (with examples), the prompt hash and the task version's hash: what identifies a task's
 /// annotations in the store. `assay export` and `assay eval` find a task's labels through it.
 pub(crate) fn task_identity(spec: &TaskSpec) -> anyhow::Result<(PromptBuilder, String, String)> {
@@ -1000,16 +936,6 @@ fn rating_json(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<Value> {
     }
 }
 
-/// A rate task that rates two responses per item and so judges a pair.
-pub(crate) fn is_rated_pair(spec: &TaskSpec) -> bool {
-    spec.kind == TaskKind::Rate && spec.rate.as_ref().is_some_and(|r| r.response_2.is_some())
-}
-
-/// A task whose label is a preference between two responses (`1`, `2`, `tie`): a compare task or a rated pair.
-pub(crate) fn judges_pairs(spec: &TaskSpec) -> bool {
-    spec.kind == TaskKind::Compare || is_rated_pair(spec)
-}
-
 /// One pair judged in both orders, position-debiased (Lee et al. 2023, section 2.1.1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct PairJudgment {
@@ -1045,11 +971,6 @@ impl PairJudgment {
     }
 }
 
-/// `1`, `2` or `tie` for an outcome code.
-pub(crate) fn outcome_name(code: usize) -> &'static str {
-    ["1", "2", "tie"][code.min(TIE)]
-}
-
 /// Judge a pair from P("1") in each order. Ties: |soft - 0.5| <= `tie_margin` (checked as |margin| <= 2 margin,
 /// which is exactly symmetric under swapping the responses).
 pub(crate) fn judge_pair(p_ab: f64, p_ba: f64, tie_margin: f64) -> PairJudgment {
@@ -1083,7 +1004,7 @@ pub(crate) fn judge_pair(p_ab: f64, p_ba: f64, tie_margin: f64) -> PairJudgment 
 /// rated pair from its two rating distributions: P(response 1 better) = P(score 1 > score 2) + P(equal) / 2, and
 /// as neither response was shown beside the other, the "two orders" are that and its complement.
 pub(crate) fn compare_judgment(spec: &TaskSpec, units: &[Vec<f64>]) -> Option<PairJudgment> {
-    if is_rated_pair(spec) {
+    if spec.is_rated_pair() {
         let rate = spec.rate.as_ref()?;
         return match units {
             [first, second] => {
@@ -1156,7 +1077,7 @@ fn units_from_scores(scores: &[Vec<f64>]) -> Vec<Vec<f64>> {
 /// Label value, confidence and distribution from units. Classify: argmax of the one unit. Multi-label: every label
 /// whose P(yes) reaches the threshold; confidence is that of the least certain yes/no decision.
 fn label_from_units(spec: &TaskSpec, units: &[Vec<f64>]) -> (Value, f64, Value) {
-    if judges_pairs(spec) {
+    if spec.judges_pairs() {
         return match compare_judgment(spec, units) {
             Some(j) => (
                 json!(outcome_name(j.outcome)),

@@ -20,7 +20,7 @@ use comfy_table::Table;
 use serde_json::{json, Value};
 
 use super::human::{human_majority, HumanAnswer};
-use super::label::{judges_pairs, preference_code};
+use assay_core::task::preference_code;
 
 /// Arguments of `assay project qc`.
 #[derive(Debug, Args)]
@@ -38,7 +38,7 @@ pub struct QcArgs {
 /// An answer reduced to what decides equality: the preference code of pair tasks, the sorted names of a
 /// multi-label answer, the text of anything else.
 fn answer_key(spec: &TaskSpec, value: &Value) -> Option<String> {
-    if judges_pairs(spec) {
+    if spec.judges_pairs() {
         return preference_code(value).map(|c| c.to_string());
     }
     match value {
