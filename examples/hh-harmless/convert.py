@@ -24,6 +24,8 @@ here = Path(__file__).resolve().parent
 source = Path(sys.argv[1]) if len(sys.argv) > 1 else here / "../../../shared/datasets/preference/hh_rlhf_harmless/harmless-base-test.jsonl.gz"
 dest = Path(sys.argv[2]) if len(sys.argv) > 2 else here / "hh-harmless-500.jsonl"
 want = int(sys.argv[3]) if len(sys.argv) > 3 else 500
+if not source.is_file():
+    sys.exit(f"{source}: not found; pass the dataset's path as SOURCE (usage: see the top of {Path(__file__).name})")
 
 rng = random.Random(SEED)
 kept, skipped = 0, {"different dialogue": 0, "identical replies": 0}

@@ -13,6 +13,8 @@ from pathlib import Path
 here = Path(__file__).resolve().parent
 source = Path(sys.argv[1]) if len(sys.argv) > 1 else here / "../../../shared/datasets/preference/pandalm/testset-v1.json"
 dest = Path(sys.argv[2]) if len(sys.argv) > 2 else here / "pandalm-test.jsonl"
+if not source.is_file():
+    sys.exit(f"{source}: not found; pass the dataset's path as SOURCE (usage: see the top of {Path(__file__).name})")
 
 rows = json.loads(source.read_text(encoding="utf-8"))
 with dest.open("w", encoding="utf-8") as out:

@@ -20,6 +20,21 @@ impl AnnotatorKind {
             AnnotatorKind::Human => "human",
         }
     }
+
+    /// The kind stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "model" => Some(AnnotatorKind::Model),
+            "human" => Some(AnnotatorKind::Human),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AnnotatorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The provenance exported with every label.

@@ -698,6 +698,26 @@ pub fn outcome_name(code: usize) -> &'static str {
     PAIR_OUTCOMES[code.min(TIE)]
 }
 
+/// Whether a pair's two orders preferred the same response, from P("1") in order AB and in order BA.
+pub fn orders_agree(p_ab: f64, p_ba: f64) -> bool {
+    (p_ab > 0.5 && p_ba < 0.5) || (p_ab < 0.5 && p_ba > 0.5)
+}
+
+/// Whether a compare annotation's two orders preferred the same response, from its stored raw scores (per order,
+/// the log-probabilities of `1` and `2`; chain-of-thought and served annotations keep them under `logprobs`).
+pub fn position_consistent(scores: &serde_json::Value) -> Option<bool> {
+    let scores = scores.get("logprobs").unwrap_or(scores).as_array()?;
+    let p1 = |order: &serde_json::Value| -> Option<f64> {
+        let lp = order.as_array()?;
+        let (a, b) = (lp.first()?.as_f64()?, lp.get(1)?.as_f64()?);
+        Some(1.0 / (1.0 + (b - a).exp()))
+    };
+    match scores.as_slice() {
+        [ab, ba] => Some(orders_agree(p1(ab)?, p1(ba)?)),
+        _ => None,
+    }
+}
+
 /// A preference as PandaLM and most human preference data write it: `1` (response 1 better) → 0, `2` → 1,
 /// `0` or `tie` → 2 ([`TIE`]). Numbers and their text both work.
 pub fn preference_code(value: &serde_json::Value) -> Option<usize> {
@@ -945,7 +965,9 @@ impl TaskSpec {
                 .map(|i| vec![i]);
         }
         let names: Vec<String> = match value? {
-            Value::String(s) => ExampleLabel::One(s.clone()).names(self.kind == TaskKind::MultiLabel),
+            Value::String(s) => {
+                ExampleLabel::One(s.clone()).names(self.kind == TaskKind::MultiLabel)
+            }
             Value::Array(values) => values
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_string))
@@ -1232,5 +1254,16 @@ response = "{{ answer }}"
         assert_eq!(a.spec_hash(), b.spec_hash());
         b.input = "{{ text }}!".into();
         assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+
+    #[test]
+    fn consistency_from_scores_in_both_layouts() {
+        // Order AB prefers 1, order BA prefers 1 too (the same position): inconsistent.
+        let flip = serde_json::json!([[-0.1, -2.0], [-0.2, -1.5]]);
+        assert_eq!(position_consistent(&flip), Some(false));
+        let same =
+            serde_json::json!({"logprobs": [[-0.1, -2.0], [-1.5, -0.2]], "rationales": ["a", "b"]});
+        assert_eq!(position_consistent(&same), Some(true));
+        assert_eq!(position_consistent(&serde_json::json!([-0.1, -2.0])), None);
     }
 }

@@ -41,6 +41,22 @@ pub enum Error {
     },
 
     // An outside system: the file system.
+    /// The output's folder did not exist and could not be created.
+    #[error(
+        "{}: could not create the folder for the output {}; create it yourself, or choose an output path in a \
+         folder you can write to",
+        .directory.display(),
+        .path.display()
+    )]
+    CreateDirectory {
+        /// The folder that could not be created.
+        directory: PathBuf,
+        /// The output file that was to be written there.
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     /// Reading or writing the file failed.
     #[error("{}: could not {action}", .path.display())]
     Io {

@@ -3,8 +3,10 @@
 //! Readers stream: [`open_dataset`] picks the format from the file extension and yields one
 //! [`Row`] (a JSON object) per data row, or a [`RowError`] for a row that cannot be read, and goes on. Only
 //! whole-file problems (a missing file, a CSV without a header, a file that is not Parquet) are an
-//! [`Error`]. CSV and TSV values are kept as the exact text of the field; Parquet values become JSON
-//! numbers, strings, arrays and objects.
+//! [`Error`]. A JSONL line or CSV record longer than [`MAX_ROW_BYTES`] (16 MiB; [`open_dataset_with`] takes
+//! another limit) is a `RowError` too, so a reader's memory stays bounded whatever the file holds. CSV and TSV
+//! values are kept as the exact text of the field; Parquet values become JSON numbers, strings, arrays and
+//! objects.
 //!
 //! Writers take rows as JSON objects and replace the output file atomically. [`write_parquet`] infers an
 //! Arrow schema from the rows, keeping the types of a Parquet input's columns ([`ParquetOptions`]).
@@ -35,6 +37,7 @@ mod format;
 mod parquet_read;
 mod parquet_write;
 mod read;
+mod stream_write;
 mod write;
 
 use std::fs::File;
@@ -46,7 +49,10 @@ use sha2::{Digest, Sha256};
 pub use error::{Error, Result};
 pub use format::Format;
 pub use parquet_write::{write_parquet, ParquetOptions, LIST_ITEMS};
-pub use read::{open_dataset, DatasetReader, Row, RowError};
+pub use read::{
+    open_dataset, open_dataset_with, DatasetReader, ReadOptions, Row, RowError, MAX_ROW_BYTES,
+};
+pub use stream_write::OutputWriter;
 pub use write::{write_jsonl, write_output};
 
 /// The SHA-256 of the file at `path` as lowercase hex, read in a streaming fashion.

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use arrow_schema::SchemaRef;
@@ -17,6 +17,30 @@ use crate::{Error, Format, Result};
 const JSONL_COLUMN_LOOKAHEAD: usize = 1_000;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The longest JSONL line or CSV/TSV record a reader holds in memory unless told otherwise
+/// ([`ReadOptions::max_row_bytes`]): 16 MiB.
+pub const MAX_ROW_BYTES: usize = 16 << 20;
+
+/// How [`open_dataset_with`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// The longest JSONL line or CSV/TSV record, in bytes without its line break, that is read into memory.
+    ///
+    /// A longer row becomes a [`RowError`] ("line longer than N bytes", "record longer than N bytes") and
+    /// reading goes on with the next one; a CSV or TSV header row that long is an [`Error`]. (A CSV or TSV record
+    /// is measured with its line break, so it may hold two bytes more; the parser also holds its 8 KiB
+    /// read-ahead buffer.) Parquet rows come in the file's batches and are not limited here.
+    pub max_row_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_row_bytes: MAX_ROW_BYTES,
+        }
+    }
+}
 
 /// One data row of a dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,22 +88,31 @@ enum Rows {
     Parquet(ParquetRows),
 }
 
-/// Opens the dataset at `path` for streaming, choosing the format by extension (see [`Format::from_path`]).
+/// Opens the dataset at `path` for streaming, choosing the format by extension (see [`Format::from_path`]), with
+/// the default [`ReadOptions`].
 ///
 /// # Errors
 /// Whole-file problems: an unknown extension, a missing or unreadable file, a CSV or TSV file without a
-/// header row (or with a repeated column name), a file that is not Parquet. Problems with single rows are
-/// yielded by the reader instead.
+/// header row (or with a repeated column name, or longer than [`MAX_ROW_BYTES`]), a file that is not Parquet.
+/// Problems with single rows are yielded by the reader instead.
 pub fn open_dataset(path: &Path) -> Result<DatasetReader> {
+    open_dataset_with(path, &ReadOptions::default())
+}
+
+/// [`open_dataset`] with other [`ReadOptions`], e.g. a smaller limit on the length of a row.
+///
+/// # Errors
+/// As for [`open_dataset`].
+pub fn open_dataset_with(path: &Path, options: &ReadOptions) -> Result<DatasetReader> {
     let format = Format::from_path(path)?;
     let (columns, arrow_schema, rows) = match format {
         Format::Jsonl => {
-            let mut rows = JsonlRows::open(path)?;
+            let mut rows = JsonlRows::open(path, options.max_row_bytes)?;
             let columns = rows.look_ahead_for_columns();
             (columns, None, Rows::Jsonl(rows))
         }
         Format::Csv | Format::Tsv => {
-            let rows = DelimitedRows::open(path, format)?;
+            let rows = DelimitedRows::open(path, format, options.max_row_bytes)?;
             (rows.columns.clone(), None, Rows::Delimited(rows))
         }
         Format::Parquet => {
@@ -148,8 +181,8 @@ impl fmt::Debug for DatasetReader {
     }
 }
 
-/// Opens `path` buffered, past a UTF-8 byte order mark if there is one.
-fn open_buffered(path: &Path) -> Result<BufReader<File>> {
+/// Opens `path` buffered, past a UTF-8 byte order mark if there is one; also returns where that left it.
+fn open_buffered(path: &Path) -> Result<(BufReader<File>, u64)> {
     let file = File::open(path).map_err(|source| Error::open(path, source))?;
     let mut reader = BufReader::new(file);
     let buffered = reader
@@ -157,8 +190,9 @@ fn open_buffered(path: &Path) -> Result<BufReader<File>> {
         .map_err(|source| Error::io(path, "read", source))?;
     if buffered.starts_with(UTF8_BOM) {
         reader.consume(UTF8_BOM.len());
+        return Ok((reader, UTF8_BOM.len() as u64));
     }
-    Ok(reader)
+    Ok((reader, 0))
 }
 
 fn invalid_utf8_reason(error: &std::str::Utf8Error, place: &str) -> String {
@@ -168,10 +202,71 @@ fn invalid_utf8_reason(error: &std::str::Utf8Error, place: &str) -> String {
     )
 }
 
+/// What [`read_line_bounded`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    /// The end of the file: no byte was left.
+    End,
+    /// A line, now in the buffer (with its `\n` if it had one).
+    Line,
+    /// A line longer than the limit; it was read past and dropped, the buffer is empty. `blank`: it held only
+    /// ASCII whitespace.
+    TooLong { blank: bool },
+}
+
+/// Reads one line (up to and including `\n`, or to the end of the file) into `line`, but keeps no more than
+/// `max` bytes of it (not counting the `\n`): a longer line is read past in the reader's own buffer-sized pieces
+/// and dropped, so memory stays bounded by `max` whatever the file holds.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<LineRead> {
+    line.clear();
+    let mut any = false;
+    let mut too_long: Option<bool> = None;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (piece, ends) = match available.iter().position(|&byte| byte == b'\n') {
+            Some(end) => (&available[..=end], true),
+            None => (available, false),
+        };
+        let content = piece.strip_suffix(b"\n").unwrap_or(piece);
+        match &mut too_long {
+            None if line.len() + content.len() <= max => line.extend_from_slice(piece),
+            None => {
+                too_long = Some(line.trim_ascii().is_empty() && content.trim_ascii().is_empty());
+                line.clear();
+            }
+            Some(blank) => *blank &= content.trim_ascii().is_empty(),
+        }
+        let used = piece.len();
+        reader.consume(used);
+        if ends {
+            break;
+        }
+    }
+    Ok(match too_long {
+        Some(blank) => LineRead::TooLong { blank },
+        None if any => LineRead::Line,
+        None => LineRead::End,
+    })
+}
+
 /// JSON Lines: each non-blank line is one JSON object.
 struct JsonlRows {
     reader: BufReader<File>,
     line: Vec<u8>,
+    /// Longer lines are row errors ([`ReadOptions::max_row_bytes`]).
+    max_line_bytes: usize,
     next_index: u64,
     /// Rows read ahead by [`JsonlRows::look_ahead_for_columns`], yielded before reading on.
     pending: VecDeque<std::result::Result<Row, RowError>>,
@@ -179,10 +274,11 @@ struct JsonlRows {
 }
 
 impl JsonlRows {
-    fn open(path: &Path) -> Result<JsonlRows> {
+    fn open(path: &Path, max_line_bytes: usize) -> Result<JsonlRows> {
         Ok(JsonlRows {
-            reader: open_buffered(path)?,
+            reader: open_buffered(path)?.0,
             line: Vec::new(),
+            max_line_bytes,
             next_index: 0,
             pending: VecDeque::new(),
             done: false,
@@ -210,13 +306,21 @@ impl JsonlRows {
             return None;
         }
         loop {
-            self.line.clear();
-            match self.reader.read_until(b'\n', &mut self.line) {
-                Ok(0) => {
+            match read_line_bounded(&mut self.reader, &mut self.line, self.max_line_bytes) {
+                Ok(LineRead::End) => {
                     self.done = true;
                     return None;
                 }
-                Ok(_) => {}
+                Ok(LineRead::Line) => {}
+                Ok(LineRead::TooLong { blank: true }) => continue,
+                Ok(LineRead::TooLong { blank: false }) => {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    return Some(Err(RowError {
+                        index,
+                        reason: format!("line longer than {} bytes", self.max_line_bytes),
+                    }));
+                }
                 Err(error) => {
                     self.done = true;
                     return Some(Err(RowError {
@@ -280,9 +384,76 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// The CSV parser's input: it fails with [`RecordTooLong`] rather than hand the parser more than `allowed` bytes
+/// in all, so that one record (which the parser keeps whole in memory) cannot grow past the limit.
+/// [`DelimitedRows`] moves `allowed` on before each record. Offsets count from `start`, where the parser began
+/// (past a byte order mark), as the parser's positions do.
+struct BoundedInput {
+    inner: BufReader<File>,
+    start: u64,
+    delivered: u64,
+    allowed: u64,
+}
+
+impl Seek for BoundedInput {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        let position = match position {
+            SeekFrom::Start(offset) => SeekFrom::Start(self.start + offset),
+            other => other,
+        };
+        self.delivered = self.inner.seek(position)?.saturating_sub(self.start);
+        Ok(self.delivered)
+    }
+}
+
+impl Read for BoundedInput {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let room = self.allowed.saturating_sub(self.delivered);
+        if room == 0 {
+            // At the end of the file there is nothing more to refuse.
+            if self.inner.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            return Err(io::Error::other(RecordTooLong));
+        }
+        let wanted = buffer
+            .len()
+            .min(usize::try_from(room).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buffer[..wanted])?;
+        self.delivered += read as u64;
+        Ok(read)
+    }
+}
+
+/// [`BoundedInput`]'s refusal, found again in the CSV parser's I/O error.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("record longer than the limit")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+fn is_record_too_long(error: &csv::Error) -> bool {
+    match error.kind() {
+        csv::ErrorKind::Io(error) => error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<RecordTooLong>()),
+        _ => false,
+    }
+}
+
 /// CSV or TSV with a header row; every value is a string.
 struct DelimitedRows {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<BoundedInput>,
+    /// Longer records are row errors ([`ReadOptions::max_row_bytes`]).
+    max_record_bytes: usize,
+    /// The parser's settings, for [`DelimitedRows::find_record_end`].
+    delimiter: u8,
+    quoting: bool,
     columns: Vec<String>,
     record: csv::ByteRecord,
     next_index: u64,
@@ -290,17 +461,38 @@ struct DelimitedRows {
 }
 
 impl DelimitedRows {
-    fn open(path: &Path, format: Format) -> Result<DelimitedRows> {
+    fn open(path: &Path, format: Format, max_record_bytes: usize) -> Result<DelimitedRows> {
+        // TSV files do not quote: a `"` inside a field is just a character.
+        let (delimiter, quoting) = match format {
+            Format::Tsv => (b'\t', false),
+            _ => (b',', true),
+        };
         let mut builder = csv::ReaderBuilder::new();
-        builder.has_headers(true).flexible(true);
-        if format == Format::Tsv {
-            // TSV files do not quote: a `"` inside a field is just a character.
-            builder.delimiter(b'\t').quoting(false);
-        }
-        let mut reader = builder.from_reader(open_buffered(path)?);
+        builder
+            .has_headers(true)
+            .flexible(true)
+            .delimiter(delimiter)
+            .quoting(quoting);
+        let (inner, start) = open_buffered(path)?;
+        let input = BoundedInput {
+            inner,
+            start,
+            delivered: 0,
+            allowed: 0,
+        };
+        let mut reader = builder.from_reader(input);
+        allow_one_record(&mut reader, max_record_bytes);
         let header = reader
             .byte_headers()
             .map_err(|error| match error.into_kind() {
+                csv::ErrorKind::Io(source)
+                    if source.get_ref().is_some_and(|e| e.is::<RecordTooLong>()) =>
+                {
+                    Error::InvalidDataset {
+                        path: path.to_path_buf(),
+                        reason: format!("the header row is longer than {max_record_bytes} bytes"),
+                    }
+                }
                 csv::ErrorKind::Io(source) => Error::io(path, "read", source),
                 other => Error::InvalidDataset {
                     path: path.to_path_buf(),
@@ -334,11 +526,56 @@ impl DelimitedRows {
         }
         Ok(DelimitedRows {
             reader,
+            max_record_bytes,
+            delimiter,
+            quoting,
             columns,
             record: csv::ByteRecord::new(),
             next_index: 0,
             done: false,
         })
+    }
+
+    /// Where the record that starts at byte `start` ends, found by parsing it again from the file with a parser
+    /// of the same settings that keeps none of it.
+    fn find_record_end(&mut self, start: u64) -> io::Result<u64> {
+        let input = self.reader.get_mut();
+        input.seek(SeekFrom::Start(start))?;
+        let mut parser = csv_core::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .quoting(self.quoting)
+            .build();
+        let (mut output, mut ends) = ([0; 4096], [0; 64]);
+        let mut end = start;
+        loop {
+            let buffer = match input.inner.fill_buf() {
+                Ok(buffer) => buffer,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            // What the parser writes to `output` and `ends` is dropped: a full one is simply reused.
+            let (result, read, _, _) = parser.read_record(buffer, &mut output, &mut ends);
+            input.inner.consume(read);
+            end += read as u64;
+            if matches!(
+                result,
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End
+            ) {
+                return Ok(end);
+            }
+        }
+    }
+
+    /// Moves past the over-long record that starts at `start`; an error says why reading cannot go on.
+    fn skip_record(&mut self, start: u64) -> std::result::Result<(), String> {
+        let end = self
+            .find_record_end(start)
+            .map_err(|error| format!("could not read the file: {error}"))?;
+        let mut position = csv::Position::new();
+        position.set_byte(end);
+        self.reader
+            .seek(position)
+            .map_err(|error| format!("could not read the file: {error}"))
     }
 
     fn record_values(&self) -> std::result::Result<Map<String, Value>, String> {
@@ -371,11 +608,22 @@ impl Iterator for DelimitedRows {
             return None;
         }
         let index = self.next_index;
+        let start = allow_one_record(&mut self.reader, self.max_record_bytes);
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {}
             Ok(false) => {
                 self.done = true;
                 return None;
+            }
+            Err(error) if is_record_too_long(&error) => {
+                // The parser stops at its input's refusal; it goes on from the end of the record.
+                self.next_index += 1;
+                let mut reason = format!("record longer than {} bytes", self.max_record_bytes);
+                if let Err(why) = self.skip_record(start) {
+                    self.done = true;
+                    reason.push_str(&format!("; reading stopped: {why}"));
+                }
+                return Some(Err(RowError { index, reason }));
             }
             Err(error) => {
                 // With `flexible(true)` and byte records, what is left is I/O failure: stop here.
@@ -395,15 +643,27 @@ impl Iterator for DelimitedRows {
     }
 }
 
+/// Lets the parser read the next record, from where it stands, up to `max` bytes plus a `\r\n`, and returns where
+/// the record starts. What the parser read ahead lies within the last record's allowance, so no record can pass
+/// its own.
+fn allow_one_record(reader: &mut csv::Reader<BoundedInput>, max: usize) -> u64 {
+    let start = reader.position().byte();
+    reader.get_mut().allowed = start.saturating_add(max as u64).saturating_add(2);
+    start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn shared_dataset(relative: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/datasets")
-            .join(relative)
+    /// A file of the repository's `tests/data` (real datasets; see its README). A missing file fails the test.
+    fn test_data(relative: &str) -> PathBuf {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data")
+            .join(relative);
+        assert!(path.is_file(), "{} is missing", path.display());
+        path
     }
 
     fn object(value: Value) -> Map<String, Value> {
@@ -516,6 +776,196 @@ mod tests {
         assert_eq!(count, 1_000_000);
     }
 
+    /// Each item's index and whether it is a row (`true`) or a row error.
+    fn outline(items: &[std::result::Result<Row, RowError>]) -> Vec<(u64, bool)> {
+        items
+            .iter()
+            .map(|item| match item {
+                Ok(row) => (row.index, true),
+                Err(error) => (error.index, false),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn jsonl_line_over_the_default_limit_is_a_row_error_and_reading_goes_on() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("long.jsonl");
+        let mut contents = b"{\"id\": 0}\n{\"id\": 1, \"text\": \"".to_vec();
+        contents.resize(contents.len() + MAX_ROW_BYTES, b'x');
+        contents.extend_from_slice(b"\"}\n{\"id\": 2}\n");
+        std::fs::write(&path, &contents).unwrap();
+        drop(contents);
+
+        let items: Vec<_> = open_dataset(&path).unwrap().collect();
+        assert_eq!(outline(&items), [(0, true), (1, false), (2, true)]);
+        let error = items[1].as_ref().unwrap_err();
+        assert_eq!(error.to_string(), "row 2: line longer than 16777216 bytes");
+        assert_eq!(items[2].as_ref().unwrap().values["id"], json!(2));
+    }
+
+    #[test]
+    fn jsonl_line_limit_is_exact_and_configurable() {
+        let directory = tempfile::tempdir().unwrap();
+        let options = ReadOptions { max_row_bytes: 16 };
+        // 16 bytes is allowed, 17 is not; `\r\n` counts its `\r`; a long blank line is still blank; the last
+        // line may lack its `\n`. The lines are far shorter than the read buffer and longer than it.
+        let exact = b"{\"a\": \"1234567\"}";
+        assert_eq!(exact.len(), 16);
+        let mut contents = Vec::new();
+        contents.extend_from_slice(exact);
+        contents.extend_from_slice(b"\n{\"a\": \"12345678\"}\n");
+        contents.extend_from_slice(exact);
+        contents.extend_from_slice(b"\r\n");
+        contents.extend_from_slice(&vec![b' '; 100_000]);
+        contents.extend_from_slice(b"\n{\"a\": \"");
+        contents.extend_from_slice(&vec![b'1'; 100_000]);
+        contents.extend_from_slice(b"\"}\n{}\n{\"a\": \"no newline at the end\"}");
+        let path = write_file(&directory, "rows.jsonl", &contents);
+
+        let items: Vec<_> = open_dataset_with(&path, &options).unwrap().collect();
+        assert_eq!(
+            outline(&items),
+            [
+                (0, true),
+                (1, false),
+                (2, false),
+                (3, false),
+                (4, true),
+                (5, false)
+            ]
+        );
+        for index in [1, 2, 3, 5] {
+            assert_eq!(
+                items[index].as_ref().unwrap_err().reason,
+                "line longer than 16 bytes",
+                "item {index}"
+            );
+        }
+        // The default limit reads all of them.
+        let items: Vec<_> = open_dataset(&path).unwrap().collect();
+        assert_eq!(
+            outline(&items),
+            [
+                (0, true),
+                (1, true),
+                (2, true),
+                (3, true),
+                (4, true),
+                (5, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn read_line_bounded_keeps_memory_within_the_limit() {
+        // A reader with a small buffer, so that one line comes in many pieces.
+        let mut input =
+            std::io::BufReader::with_capacity(7, &b"short\nthis line is too long\n\nend"[..]);
+        let mut line = Vec::new();
+        let mut next = || {
+            let read = read_line_bounded(&mut input, &mut line, 10).unwrap();
+            assert!(line.len() <= 11);
+            (read, String::from_utf8(line.clone()).unwrap())
+        };
+        assert_eq!(next(), (LineRead::Line, "short\n".into()));
+        assert_eq!(next(), (LineRead::TooLong { blank: false }, String::new()));
+        assert_eq!(next(), (LineRead::Line, "\n".into()));
+        assert_eq!(next(), (LineRead::Line, "end".into()));
+        assert_eq!(next(), (LineRead::End, String::new()));
+    }
+
+    #[test]
+    fn csv_record_over_the_limit_is_a_row_error_and_reading_goes_on() {
+        let directory = tempfile::tempdir().unwrap();
+        let options = ReadOptions { max_row_bytes: 32 };
+        // Short and long records, long ones with quoted line breaks, commas and doubled quotes; a byte order mark
+        // (the offsets count past it); the last record has no line break.
+        let mut contents = b"\xEF\xBB\xBFid,text\n1,\"fine,\nstill \"\"fine\"\"\"\n2,\"".to_vec();
+        for _ in 0..100_000 {
+            contents.extend_from_slice(b"a \"\"b\"\",\nc");
+        }
+        contents.extend_from_slice(
+            b"\"\n3,after it\r\n4,\"far too long for the limit of 32 bytes\"\n5,last",
+        );
+        let path = write_file(&directory, "rows.csv", &contents);
+
+        let items: Vec<_> = open_dataset_with(&path, &options).unwrap().collect();
+        assert_eq!(
+            outline(&items),
+            [(0, true), (1, false), (2, true), (3, false), (4, true)]
+        );
+        let row = |index: usize| &items[index].as_ref().unwrap().values;
+        assert_eq!(row(0)["text"], "fine,\nstill \"fine\"");
+        assert_eq!(
+            items[1].as_ref().unwrap_err().to_string(),
+            "row 2: record longer than 32 bytes"
+        );
+        assert_eq!(row(2), &object(json!({"id": "3", "text": "after it"})));
+        assert_eq!(
+            items[3].as_ref().unwrap_err().reason,
+            "record longer than 32 bytes"
+        );
+        assert_eq!(row(4)["text"], "last");
+
+        // The default limit reads them all.
+        let items: Vec<_> = open_dataset(&path).unwrap().collect();
+        assert_eq!(
+            outline(&items),
+            [(0, true), (1, true), (2, true), (3, true), (4, true)]
+        );
+        assert_eq!(
+            items[1].as_ref().unwrap().values["text"]
+                .as_str()
+                .unwrap()
+                .len(),
+            800_000,
+            "each doubled quote is one character"
+        );
+    }
+
+    #[test]
+    fn tsv_record_over_the_limit_is_a_row_error_and_the_limit_is_exact() {
+        let directory = tempfile::tempdir().unwrap();
+        let options = ReadOptions { max_row_bytes: 32 };
+        // 32 bytes and their line break are allowed, 34 are not; TSV quote characters do not quote.
+        let exact = b"1\t012345678901234567890123456789";
+        assert_eq!(exact.len(), 32);
+        let mut contents = b"id\ttext\n".to_vec();
+        contents.extend_from_slice(exact);
+        contents.extend_from_slice(b"\r\n2\t\"");
+        contents.extend_from_slice(&vec![b'x'; 100_000]);
+        contents.extend_from_slice(b"\n3\t\"01234567890123456789012345678901\n4\tend\n");
+        let path = write_file(&directory, "rows.tsv", &contents);
+        let items: Vec<_> = open_dataset_with(&path, &options).unwrap().collect();
+        assert_eq!(
+            outline(&items),
+            [(0, true), (1, false), (2, false), (3, true)]
+        );
+        assert_eq!(items[3].as_ref().unwrap().values["text"], "end");
+
+        // A record that ends exactly at the limit and the end of the file is read.
+        let path = write_file(&directory, "end.tsv", &[&b"id\ttext\n"[..], exact].concat());
+        let items: Vec<_> = open_dataset_with(&path, &options).unwrap().collect();
+        assert_eq!(outline(&items), [(0, true)]);
+    }
+
+    #[test]
+    fn csv_header_over_the_limit_is_an_error_naming_the_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut contents = vec![b'h'; 100_000];
+        contents.extend_from_slice(b"\n1\n");
+        let path = write_file(&directory, "wide.csv", &contents);
+        let error = open_dataset_with(&path, &ReadOptions { max_row_bytes: 32 }).unwrap_err();
+        assert!(matches!(error, Error::InvalidDataset { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .ends_with("wide.csv: the header row is longer than 32 bytes"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn csv_quoted_fields_wrong_field_counts_and_bad_utf8() {
         let directory = tempfile::tempdir().unwrap();
@@ -583,8 +1033,7 @@ mod tests {
 
     #[test]
     fn tsv_reads_the_sms_spam_collection() {
-        let reader =
-            open_dataset(&shared_dataset("classify/sms_spam/SMSSpamCollection.tsv")).unwrap();
+        let reader = open_dataset(&test_data("sms_spam/SMSSpamCollection.tsv")).unwrap();
         assert_eq!(reader.format(), Format::Tsv);
         assert_eq!(reader.columns(), ["Label", "SMS"]);
         let mut rows = 0;
@@ -608,7 +1057,7 @@ mod tests {
 
     #[test]
     fn csv_reads_banking77_test_split() {
-        let reader = open_dataset(&shared_dataset("classify/banking77/test.csv")).unwrap();
+        let reader = open_dataset(&test_data("banking77/test.csv")).unwrap();
         assert_eq!(reader.columns(), ["text", "category"]);
         let rows: Vec<Row> = reader
             .map(|item| item.unwrap_or_else(|error| panic!("{error}")))

@@ -31,10 +31,11 @@ pub fn write_output(
 /// Writes `rows` as JSON Lines, one object per line in the maps' key order.
 ///
 /// The file is written next to `path` under a temporary name and renamed into place, so readers never see
-/// a half-written file and a failed write leaves any previous file untouched.
+/// a half-written file and a failed write leaves any previous file untouched. A missing directory is created.
 ///
 /// # Errors
-/// [`Error::Io`] when the directory is missing or not writable, or writing fails.
+/// [`Error::CreateDirectory`] when the directory is missing and cannot be created, [`Error::Io`] when it is not
+/// writable or writing fails.
 pub fn write_jsonl(path: &Path, rows: &[Map<String, Value>]) -> Result<()> {
     write_atomically(path, |file| {
         let mut writer = BufWriter::new(file);
@@ -48,7 +49,8 @@ pub fn write_jsonl(path: &Path, rows: &[Map<String, Value>]) -> Result<()> {
 
 /// Runs `fill` on a temporary file in `path`'s directory, then syncs it and renames it to `path`.
 ///
-/// On any error the temporary file is removed and an existing file at `path` is left as it was.
+/// A missing directory is created first (with its parents), so an output under a fresh `out/` works. On any
+/// error the temporary file is removed and an existing file at `path` is left as it was.
 pub(crate) fn write_atomically<E>(
     path: &Path,
     fill: impl FnOnce(&mut File) -> std::result::Result<(), E>,
@@ -56,10 +58,7 @@ pub(crate) fn write_atomically<E>(
 where
     E: Into<FillError>,
 {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let directory = output_directory(path)?;
     let mut builder = tempfile::Builder::new();
     builder.prefix(".assay-").suffix(".tmp");
     #[cfg(unix)]
@@ -84,6 +83,25 @@ where
         .persist(path)
         .map_err(|error| Error::io(path, "rename the temporary file to", error.error))?;
     Ok(())
+}
+
+/// The folder `path` is written in (`.` for a bare file name), created with its parents if missing.
+///
+/// # Errors
+/// [`Error::CreateDirectory`], naming the folder and what to do.
+pub(crate) fn output_directory(path: &Path) -> Result<&Path> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !directory.is_dir() {
+        std::fs::create_dir_all(directory).map_err(|source| Error::CreateDirectory {
+            directory: directory.to_path_buf(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(directory)
 }
 
 /// What a [`write_atomically`] fill may fail with: plain I/O (reported against the path) or a finished error.
@@ -147,16 +165,51 @@ mod tests {
         assert_eq!(names, ["out.jsonl"]);
     }
 
+    /// `make demo` on a fresh clone wrote to `out/sms-spam.labeled.jsonl` with no `out/` and failed after
+    /// labeling every row ("could not create a temporary file next to").
+    #[test]
+    fn foundation_missing_output_folders_are_created_for_jsonl_and_parquet() {
+        let directory = tempfile::tempdir().unwrap();
+        for name in ["out.jsonl", "out.parquet"] {
+            let path = directory.path().join("out/nested").join(name);
+            write_output(&path, &sample_rows(), &ParquetOptions::default()).unwrap();
+            let read: Vec<_> = open_dataset(&path)
+                .unwrap()
+                .map(|item| item.unwrap().values)
+                .collect();
+            assert_eq!(read.len(), 2, "{name}");
+        }
+        // Only the two outputs are there: no temporary file is left behind.
+        let mut names: Vec<_> = std::fs::read_dir(directory.path().join("out/nested"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["out.jsonl", "out.parquet"]);
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_created_is_named_with_the_fix() {
+        let directory = tempfile::tempdir().unwrap();
+        // A file where a folder should be: create_dir_all fails whoever runs the test (root included).
+        let blocker = directory.path().join("blocker");
+        std::fs::write(&blocker, "a file, not a folder").unwrap();
+        let path = blocker.join("sub/out.jsonl");
+        let error = write_jsonl(&path, &sample_rows()).unwrap_err();
+        assert!(matches!(error, Error::CreateDirectory { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("{}:", blocker.join("sub").display())),
+            "{message}"
+        );
+        assert!(message.contains("out.jsonl"), "{message}");
+        assert!(message.contains("create it yourself"), "{message}");
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
     #[test]
     fn write_errors_name_the_path() {
         let directory = tempfile::tempdir().unwrap();
-        let missing_directory = directory.path().join("no/such/dir/out.jsonl");
-        let error = write_jsonl(&missing_directory, &sample_rows()).unwrap_err();
-        assert!(matches!(error, Error::Io { .. }), "{error:?}");
-        assert!(
-            error.to_string().contains("no/such/dir/out.jsonl"),
-            "{error}"
-        );
 
         let csv = directory.path().join("out.csv");
         let error = write_output(&csv, &sample_rows(), &ParquetOptions::default()).unwrap_err();

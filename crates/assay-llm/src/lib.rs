@@ -116,4 +116,12 @@ pub trait Scorer {
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ItemScores>>;
     /// Work done so far.
     fn stats(&self) -> ScoreStats;
+    /// Per item of the last [`Scorer::score`] call, what its answers cost: served models only.
+    fn usage(&self) -> Option<&[openai::ItemUsage]> {
+        None
+    }
+    /// What was paid and taken from the response cache so far: served models only.
+    fn served_stats(&self) -> Option<openai::ServedStats> {
+        None
+    }
 }

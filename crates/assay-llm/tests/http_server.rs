@@ -112,11 +112,11 @@ fn prompt_logprobs_over_http_match_the_embedded_scores_and_come_from_the_cache_t
     let http: Vec<Vec<Vec<f64>>> = {
         let mut scorer = served.scorer(Box::new(&mut cache), interrupted.clone());
         let out = scorer.score(&requests).unwrap();
-        let stats = scorer.served_stats();
+        let stats = scorer.served_stats().unwrap();
         assert_eq!(stats.requests, 4, "one request per option");
         assert_eq!(stats.cache_hits, 0);
         assert!(stats.input_tokens > 0 && stats.cost_usd > 0.0, "{stats:?}");
-        let usage = scorer.last_usage();
+        let usage = scorer.usage().unwrap();
         assert_eq!(usage.len(), 2);
         assert_eq!((usage[0].requests, usage[0].cached), (2, 0));
         out.into_iter().map(|r| r.unwrap()).collect()
@@ -140,9 +140,9 @@ fn prompt_logprobs_over_http_match_the_embedded_scores_and_come_from_the_cache_t
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(again, http);
-    let stats = scorer.served_stats();
+    let stats = scorer.served_stats().unwrap();
     assert_eq!((stats.requests, stats.cache_hits), (0, 4));
-    assert_eq!(scorer.last_usage()[1].cached, 2);
+    assert_eq!(scorer.usage().unwrap()[1].cached, 2);
 }
 
 #[test]
@@ -166,7 +166,11 @@ fn first_token_reads_the_alternatives_and_matches_single_token_options() {
         .into_iter()
         .map(|r| r.unwrap().remove(0))
         .collect();
-    assert_eq!(scorer.served_stats().requests, 2, "one request per item");
+    assert_eq!(
+        scorer.served_stats().unwrap().requests,
+        2,
+        "one request per item"
+    );
     let embedded = embedded_scores();
     // "ham" is one token: its first-token log-probability is its full score.
     for (h, e) in http.iter().zip(&embedded) {

@@ -3,7 +3,7 @@
 //! Every expected number here comes from a publication or the dataset's own documentation, never from this code:
 //! Krippendorff (2011), Fleiss (1971) as worked on Wikipedia's "Fleiss' kappa" page, Cohen's kappa by hand, the
 //! PandaLM paper's inter-annotator kappas, and Snow et al. (2008)'s RTE majority-vote figures. The crowd data lives
-//! in `shared/datasets` beside the repository (see its README for provenance and licenses).
+//! in the repository's `tests/data` (see its README for provenance, licenses and what each slice keeps).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,11 +17,12 @@ use assay_quality::agreement::{
 };
 use assay_quality::annotators::{score_annotators, AnnotatorInput, AnnotatorOptions, FlagBasis};
 
+/// The repository's `tests/data`; missing data fails the test.
 fn datasets() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
     assert!(
         dir.is_dir(),
-        "{} is missing: these tests read the shared datasets checked out beside the repository",
+        "{} is missing: these tests read the data slices kept in the repository",
         dir.display()
     );
     dir
@@ -139,7 +140,7 @@ fn cohen_kappa_two_by_two() {
 /// PandaLM (Wang et al. 2023) test set: three annotators' pairwise Cohen's kappas are 0.852, 0.879 and 0.862.
 #[test]
 fn pandalm_pairwise_kappas() {
-    let path = datasets().join("preference/pandalm/testset-v1.json");
+    let path = datasets().join("pandalm/testset-v1.annotators.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
     assert_eq!(records.len(), 999);
@@ -201,7 +202,7 @@ fn accuracy(labels: &[Option<usize>], gold: &[Option<usize>]) -> (usize, usize) 
 /// 742 of 800, 92.75%).
 #[test]
 fn snow_2008_rte_majority_vote_and_dawid_skene() {
-    let path = datasets().join("crowd/snow2008/rte.standardized.csv");
+    let path = datasets().join("snow2008/rte.answers.csv");
     let mut reader = csv::Reader::from_path(&path).unwrap();
     let headers = reader.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
@@ -305,7 +306,7 @@ fn snow_2008_rte_majority_vote_and_dawid_skene() {
 /// `categories.txt` (one category per line, maybe followed by a prior). Category names are matched
 /// case-insensitively.
 fn get_another_label(name: &str) -> (Crowd, Vec<Option<usize>>, usize) {
-    let dir = datasets().join("crowd/get_another_label").join(name);
+    let dir = datasets().join("get_another_label").join(name);
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     let categories: Vec<String> = read("categories.txt")
         .lines()
@@ -333,8 +334,9 @@ fn get_another_label(name: &str) -> (Crowd, Vec<Option<usize>>, usize) {
     (crowd, gold, categories.len())
 }
 
-/// Get-Another-Label's AdultContent2: majority vote and Dawid-Skene accuracy on the gold items that have labels.
-/// Ties count as wrong for majority vote; Dawid-Skene must not fall more than a point below it.
+/// Get-Another-Label's AdultContent2: majority vote and Dawid-Skene accuracy on the gold items that have labels
+/// (the slice in `tests/data` keeps only the answers on those items). Ties count as wrong for majority vote;
+/// Dawid-Skene must not fall more than a point below it.
 #[test]
 fn get_another_label_adult_content() {
     let (crowd, gold, classes) = get_another_label("AdultContent2");

@@ -30,7 +30,7 @@ pub struct Caller {
 impl Caller {
     /// Whether the caller may manage annotators and projects.
     pub fn is_admin(&self) -> bool {
-        self.annotator.role == "admin"
+        self.annotator.role == assay_store::Role::Admin
     }
 
     /// 403 unless admin.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use assay_store::{AnswerOutcome, HumanAnswer, Refusal};
+use assay_store::{AnswerOutcome, HumanAnswer, Refusal, Role};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
@@ -104,13 +104,10 @@ pub struct NewAnnotator {
 }
 
 /// Check an annotator's name, role and skills; the message says what is wrong.
-pub fn check_annotator(name: &str, role: &str, skills: &[String]) -> Result<(), String> {
+pub fn check_annotator(name: &str, skills: &[String]) -> Result<(), String> {
     let ok_char = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
     if name.is_empty() || name.chars().count() > 64 || !name.chars().all(ok_char) {
         return Err("a name is 1-64 letters, digits, `.`, `_`, `-` or `@`".into());
-    }
-    if role != "admin" && role != "annotator" {
-        return Err(format!("role is `admin` or `annotator`, not `{role}`"));
     }
     if skills
         .iter()
@@ -128,13 +125,16 @@ pub async fn create_annotator(
 ) -> ApiResult<Response> {
     caller.require_admin()?;
     let Json(body) = body?;
-    let role = body.role.unwrap_or_else(|| "annotator".into());
+    let role: Role = match &body.role {
+        Some(text) => text.parse().map_err(ApiError::invalid)?,
+        None => Role::Annotator,
+    };
     let skills: Vec<String> = body.skills.iter().map(|s| s.trim().to_string()).collect();
-    check_annotator(&body.name, &role, &skills).map_err(ApiError::invalid)?;
+    check_annotator(&body.name, &skills).map_err(ApiError::invalid)?;
     let token = new_secret();
     let Some(annotator) = state
         .store()
-        .create_annotator(&body.name, &role, &skills, &sha256_hex(&token))
+        .create_annotator(&body.name, role, &skills, &sha256_hex(&token))
         .await?
     else {
         return Err(ApiError::conflict(format!(
@@ -198,7 +198,6 @@ pub async fn create_project(
     let name = body.name.clone().unwrap_or_else(|| spec.name.clone());
     let (project, _) = crate::import::create_project(
         state.store(),
-        &state.config().task_version,
         &name,
         spec,
         path.is_some(),

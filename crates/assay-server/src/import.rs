@@ -11,8 +11,6 @@ use assay_core::TaskSpec;
 use assay_store::{ImportedLabel, ProjectId, RouteSummary, Store};
 use serde_json::{json, Map, Value};
 
-use crate::TaskVersionFn;
-
 /// Rows per chunk written in one transaction.
 const CHUNK_ROWS: usize = 25_000;
 
@@ -84,7 +82,6 @@ pub struct ImportSummary {
 /// the task names a dataset file, import and route it.
 pub async fn create_project(
     store: &Store,
-    task_version: &TaskVersionFn,
     name: &str,
     spec: TaskSpec,
     import_dataset: bool,
@@ -93,10 +90,13 @@ pub async fn create_project(
     if spec.review.is_none() {
         return Err(ImportError::NoReview(spec.name.clone()));
     }
-    let hash = task_version(&spec).map_err(|message| ImportError::TaskVersion {
-        name: spec.name.clone(),
-        message,
-    })?;
+    // The task version `assay label` computes: few-shot example files included.
+    let hash = assay_label::TaskIdentity::of(&spec)
+        .map_err(|e| ImportError::TaskVersion {
+            name: spec.name.clone(),
+            message: e.to_string(),
+        })?
+        .task_hash;
     let spec_json = serde_json::to_string(&spec)
         .map_err(|e| assay_store::Error::Internal(format!("task spec to JSON: {e}")))?;
     let task_id = store
@@ -224,7 +224,7 @@ pub async fn import_file(
         store
             .finish_run(
                 run,
-                "imported",
+                assay_store::RunStatus::Imported,
                 &json!({"source": path.display().to_string()}),
             )
             .await?;
@@ -356,7 +356,7 @@ mod tests {
             json!({"label": "1", "confidence": 0.6, "preference": {"p_ab": 0.8, "p_ba": 0.7}});
         let (_, label) = model_label(&pair).unwrap();
         assert_eq!(
-            assay_store::review::position_consistent(&label.scores),
+            assay_label::judgment::position_consistent(&label.scores),
             Some(false)
         );
     }

@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use assay_core::TaskSpec;
 use assay_store::{ProjectId, ReviewWriter, Store};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -38,14 +37,9 @@ use view::ProjectCtx;
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1 << 20;
 
-/// Computes a task version's hash (what identifies its annotations in the store) from its spec.
-pub type TaskVersionFn = Arc<dyn Fn(&TaskSpec) -> Result<String, String> + Send + Sync>;
-
 /// How the server behaves.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// The task version of a spec; the binary passes the one `assay label` uses (few-shot files included).
-    pub task_version: TaskVersionFn,
     /// How long a login session lasts.
     pub session_ttl: Duration,
     /// How long a claimed slot waits for its answer before it goes back to the pool.
@@ -55,34 +49,10 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            task_version: Arc::new(default_task_version),
             session_ttl: Duration::from_secs(12 * 3600),
             claim_lease: Duration::from_secs(30 * 60),
         }
     }
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("session_ttl", &self.session_ttl)
-            .field("claim_lease", &self.claim_lease)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The task version as `assay label` computes it for tasks without few-shot example files: SHA-256 of the spec
-/// hash and the prompt hash.
-pub fn default_task_version(spec: &TaskSpec) -> Result<String, String> {
-    if spec.examples_from.is_some() {
-        return Err(
-            "tasks with `examples-from` need the assay binary to read the examples file".into(),
-        );
-    }
-    let prompts = assay_core::PromptBuilder::new(spec).map_err(|e| e.to_string())?;
-    Ok(assay_core::sha256_hex(
-        format!("{}{}", spec.spec_hash(), prompts.prompt_hash()).as_bytes(),
-    ))
 }
 
 /// Shared state of the server. Cheap to clone.

@@ -130,7 +130,7 @@ async fn start(url: &str) -> (Router, Store, String) {
     store
         .create_annotator(
             "root",
-            "admin",
+            assay_store::Role::Admin,
             &[],
             &assay_server::auth::sha256_hex(admin_token),
         )

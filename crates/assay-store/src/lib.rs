@@ -18,12 +18,13 @@ pub mod testing;
 
 pub use review::{
     Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer,
-    ImportedLabel, Project, ProjectId, Refusal, ReviewAnswer, ReviewWriter, RouteSummary,
+    ImportedLabel, Project, ProjectId, Refusal, ReviewAnswer, ReviewWriter, Role, RouteSummary,
 };
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use assay_core::AnnotatorKind;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
@@ -85,8 +86,8 @@ pub struct AnnotationSource {
     pub task_id: TaskId,
     /// The run.
     pub run_id: String,
-    /// `model` or `human`.
-    pub annotator_kind: String,
+    /// A model or a person.
+    pub annotator_kind: AnnotatorKind,
     /// Model name or person id.
     pub annotator: String,
     /// SHA-256 of the model file (empty for people).
@@ -134,8 +135,8 @@ pub struct LabeledRecord {
     pub row_index: u64,
     /// The record's columns as stored.
     pub data: serde_json::Value,
-    /// `model` or `human`.
-    pub annotator_kind: String,
+    /// A model or a person.
+    pub annotator_kind: AnnotatorKind,
     /// Model name (with its short SHA-256) or person id.
     pub annotator: String,
     /// SHA-256 of the model file.
@@ -186,12 +187,59 @@ pub struct RunSummary {
     pub started_at: String,
     /// End time, if it ended.
     pub finished_at: Option<String>,
-    /// `running`, `finished`, `interrupted`, `failed`.
-    pub status: String,
+    /// Where the run stands.
+    pub status: RunStatus,
     /// Items scored by this run (not counting items earlier runs had done).
     pub items_scored: u64,
     /// Rows skipped as malformed.
     pub rows_skipped: u64,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Started and not ended (or ended without saying so: a crash).
+    Running,
+    /// Every pending item was scored.
+    Finished,
+    /// Stopped by Ctrl-C after a chunk; rerunning resumes.
+    Interrupted,
+    /// Stopped on an error; the summary says which.
+    Failed,
+    /// Model labels imported from a labeled file into a review project.
+    Imported,
+}
+
+impl RunStatus {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Interrupted => "interrupted",
+            Self::Failed => "failed",
+            Self::Imported => "imported",
+        }
+    }
+
+    /// The status stored as `text`.
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "running" => Self::Running,
+            "finished" => Self::Finished,
+            "interrupted" => Self::Interrupted,
+            "failed" => Self::Failed,
+            "imported" => Self::Imported,
+            other => return Err(Error::Internal(format!("unknown run status `{other}`"))),
+        })
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn now() -> String {
@@ -393,11 +441,11 @@ impl Store {
     pub async fn finish_run(
         &self,
         run_id: &str,
-        status: &str,
+        status: RunStatus,
         summary: &serde_json::Value,
     ) -> Result<()> {
         sqlx::query("UPDATE runs SET status = $1, finished_at = $2, summary = $3 WHERE id = $4")
-            .bind(status)
+            .bind(status.as_str())
             .bind(now())
             .bind(summary.to_string())
             .bind(run_id)
@@ -410,18 +458,40 @@ impl Store {
     pub async fn annotated_records(
         &self,
         task_id: TaskId,
-        annotator_kind: &str,
+        annotator_kind: AnnotatorKind,
         annotator: &str,
     ) -> Result<HashSet<RecordId>> {
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT record_id FROM annotations WHERE task_id = $1 AND annotator_kind = $2 AND annotator = $3",
         )
         .bind(task_id)
-        .bind(annotator_kind)
+        .bind(annotator_kind.as_str())
         .bind(annotator)
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().collect())
+    }
+
+    /// Row numbers of the records of one dataset that already carry an annotation from this annotator for this
+    /// task: what a resumed run skips. Decoded row by row, so memory holds the numbers only.
+    pub async fn annotated_rows(
+        &self,
+        task_id: TaskId,
+        annotator_kind: AnnotatorKind,
+        annotator: &str,
+        dataset_id: DatasetId,
+    ) -> Result<HashSet<u64>> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT r.row_index FROM annotations a JOIN records r ON r.id = a.record_id
+             WHERE a.task_id = $1 AND a.annotator_kind = $2 AND a.annotator = $3 AND r.dataset_id = $4",
+        )
+        .bind(task_id)
+        .bind(annotator_kind.as_str())
+        .bind(annotator)
+        .bind(dataset_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r as u64).collect())
     }
 
     /// Write annotations in one transaction and count them on the run. An annotation that already exists for the
@@ -445,7 +515,7 @@ impl Store {
             .bind(source.task_id)
             .bind(a.record_id)
             .bind(&source.run_id)
-            .bind(&source.annotator_kind)
+            .bind(source.annotator_kind.as_str())
             .bind(&source.annotator)
             .bind(&source.model_sha256)
             .bind(&source.prompt_hash)
@@ -471,7 +541,7 @@ impl Store {
     pub async fn annotations(
         &self,
         task_id: TaskId,
-        annotator_kind: &str,
+        annotator_kind: AnnotatorKind,
         annotator: &str,
     ) -> Result<Vec<StoredAnnotation>> {
         let rows = sqlx::query(
@@ -481,28 +551,39 @@ impl Store {
              ORDER BY r.row_index",
         )
         .bind(task_id)
-        .bind(annotator_kind)
+        .bind(annotator_kind.as_str())
         .bind(annotator)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let scores: Option<String> = r.get(4);
-                let scores = match scores {
-                    Some(s) => serde_json::from_str(&s)
-                        .map_err(|e| Error::Internal(format!("annotation scores: {e}")))?,
-                    None => serde_json::Value::Null,
-                };
-                Ok(StoredAnnotation {
-                    id: r.get(0),
-                    record_id: r.get(1),
-                    row_index: r.get::<i64, _>(2) as u64,
-                    run_id: r.get(3),
-                    scores,
-                    created_at: r.get(5),
-                })
-            })
-            .collect()
+        rows.iter().map(stored_annotation).collect()
+    }
+
+    /// The annotations of an annotator for a task on the records of one dataset whose row numbers lie in
+    /// `rows` (inclusive), in row order: what a run reads back one block at a time.
+    pub async fn annotations_in_rows(
+        &self,
+        task_id: TaskId,
+        annotator_kind: AnnotatorKind,
+        annotator: &str,
+        dataset_id: DatasetId,
+        rows: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<StoredAnnotation>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.record_id, r.row_index, a.run_id, a.scores, a.created_at
+             FROM annotations a JOIN records r ON r.id = a.record_id
+             WHERE a.task_id = $1 AND a.annotator_kind = $2 AND a.annotator = $3
+               AND r.dataset_id = $4 AND r.row_index BETWEEN $5 AND $6
+             ORDER BY r.row_index",
+        )
+        .bind(task_id)
+        .bind(annotator_kind.as_str())
+        .bind(annotator)
+        .bind(dataset_id)
+        .bind(*rows.start() as i64)
+        .bind(*rows.end() as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_annotation).collect()
     }
 
     /// The task version with this name and spec hash, if it was ever labeled.
@@ -523,13 +604,14 @@ impl Store {
 
     /// The people's answers (`annotator_kind = 'human'`) of a task version, with their records' data.
     pub async fn human_annotations(&self, task_id: TaskId) -> Result<Vec<LabeledRecord>> {
-        self.labeled_records_of(task_id, Some("human")).await
+        self.labeled_records_of(task_id, Some(AnnotatorKind::Human))
+            .await
     }
 
     async fn labeled_records_of(
         &self,
         task_id: TaskId,
-        annotator_kind: Option<&str>,
+        annotator_kind: Option<AnnotatorKind>,
     ) -> Result<Vec<LabeledRecord>> {
         let rows = sqlx::query(
             "SELECT r.dataset_id, r.row_index, r.data, a.annotator_kind, a.annotator, a.model_sha256,
@@ -539,7 +621,7 @@ impl Store {
              ORDER BY r.dataset_id, r.row_index, a.annotator_kind, a.annotator",
         )
         .bind(task_id)
-        .bind(annotator_kind)
+        .bind(annotator_kind.map(AnnotatorKind::as_str))
         .fetch_all(&self.pool)
         .await?;
         let json = |text: Option<String>, what: &str| -> Result<serde_json::Value> {
@@ -555,7 +637,12 @@ impl Store {
                     dataset_id: r.get(0),
                     row_index: r.get::<i64, _>(1) as u64,
                     data: json(r.get(2), "record data")?,
-                    annotator_kind: r.get(3),
+                    annotator_kind: {
+                        let kind: String = r.get(3);
+                        AnnotatorKind::parse(&kind).ok_or_else(|| {
+                            Error::Internal(format!("unknown annotator kind `{kind}`"))
+                        })?
+                    },
                     annotator: r.get(4),
                     model_sha256: r.get(5),
                     prompt_hash: r.get(6),
@@ -619,20 +706,21 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| RunSummary {
-                id: r.get(0),
-                task: r.get(1),
-                dataset: r.get(2),
-                annotator: r.get(3),
-                started_at: r.get(4),
-                finished_at: r.get(5),
-                status: r.get(6),
-                items_scored: r.get::<i64, _>(7) as u64,
-                rows_skipped: r.get::<i64, _>(8) as u64,
+        rows.iter()
+            .map(|r| {
+                Ok(RunSummary {
+                    id: r.get(0),
+                    task: r.get(1),
+                    dataset: r.get(2),
+                    annotator: r.get(3),
+                    started_at: r.get(4),
+                    finished_at: r.get(5),
+                    status: RunStatus::parse(&r.get::<String, _>(6))?,
+                    items_scored: r.get::<i64, _>(7) as u64,
+                    rows_skipped: r.get::<i64, _>(8) as u64,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -656,6 +744,24 @@ fn sqlite_url(path: &str) -> String {
 /// A time-ordered UUID, so run ids sort by start time.
 fn uuid_v7() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A row of `id, record_id, row_index, run_id, scores, created_at` as a [`StoredAnnotation`].
+fn stored_annotation(r: &sqlx::any::AnyRow) -> Result<StoredAnnotation> {
+    let scores: Option<String> = r.get(4);
+    let scores = match scores {
+        Some(s) => serde_json::from_str(&s)
+            .map_err(|e| Error::Internal(format!("annotation scores: {e}")))?,
+        None => serde_json::Value::Null,
+    };
+    Ok(StoredAnnotation {
+        id: r.get(0),
+        record_id: r.get(1),
+        row_index: r.get::<i64, _>(2) as u64,
+        run_id: r.get(3),
+        scores,
+        created_at: r.get(5),
+    })
 }
 
 #[cfg(test)]
@@ -708,7 +814,7 @@ mod tests {
         let source = AnnotationSource {
             task_id: task,
             run_id: run.clone(),
-            annotator_kind: "model".into(),
+            annotator_kind: AnnotatorKind::Model,
             annotator: "m".into(),
             model_sha256: "s".into(),
             prompt_hash: "p".into(),
@@ -731,9 +837,15 @@ mod tests {
         drop(store);
 
         let store = Store::open(url).await.unwrap();
-        let done = store.annotated_records(task, "model", "m").await.unwrap();
+        let done = store
+            .annotated_records(task, AnnotatorKind::Model, "m")
+            .await
+            .unwrap();
         assert_eq!(done, HashSet::from([ids[&0]]));
-        let stored = store.annotations(task, "model", "m").await.unwrap();
+        let stored = store
+            .annotations(task, AnnotatorKind::Model, "m")
+            .await
+            .unwrap();
         assert_eq!(stored[0].scores, serde_json::json!([-0.1, -2.0]));
         assert_eq!(store.find_task("t", "h").await.unwrap(), Some(task));
         assert_eq!(store.find_task("t", "other").await.unwrap(), None);
@@ -749,7 +861,7 @@ mod tests {
         assert_eq!(store.find_dataset("nope").await.unwrap(), None);
         let runs = store.runs(10).await.unwrap();
         assert_eq!(runs[0].items_scored, 1);
-        assert_eq!(runs[0].status, "running");
+        assert_eq!(runs[0].status, RunStatus::Running);
     }
 
     #[tokio::test]

@@ -36,12 +36,50 @@ pub struct Annotator {
     pub id: AnnotatorId,
     /// Unique name; the `annotator` of their annotations.
     pub name: String,
-    /// `admin` or `annotator`.
-    pub role: String,
+    /// What they may do.
+    pub role: Role,
     /// Skills, sorted.
     pub skills: Vec<String>,
     /// When they were added.
     pub created_at: String,
+}
+
+/// What a person may do in `assay serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Manages annotators and projects, and answers.
+    Admin,
+    /// Answers.
+    Annotator,
+}
+
+impl Role {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Annotator => "annotator",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "admin" => Ok(Self::Admin),
+            "annotator" => Ok(Self::Annotator),
+            other => Err(format!("role is `admin` or `annotator`, not `{other}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A review project as stored.
@@ -265,7 +303,7 @@ impl Store {
     pub async fn create_annotator(
         &self,
         name: &str,
-        role: &str,
+        role: Role,
         skills: &[String],
         token_sha256: &str,
     ) -> Result<Option<Annotator>> {
@@ -276,7 +314,7 @@ impl Store {
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
-        .bind(role)
+        .bind(role.as_str())
         .bind(token_sha256)
         .bind(&created_at)
         .execute(&mut *tx)
@@ -303,7 +341,7 @@ impl Store {
         Ok(Some(Annotator {
             id,
             name: name.to_string(),
-            role: role.to_string(),
+            role,
             skills,
             created_at,
         }))
@@ -328,7 +366,7 @@ impl Store {
                 out.push(Annotator {
                     id,
                     name: r.get(1),
-                    role: r.get(2),
+                    role: r.get::<String, _>(2).parse().map_err(Error::Internal)?,
                     skills: Vec::new(),
                     created_at: r.get(3),
                 });
@@ -547,7 +585,7 @@ impl Store {
                     .bind(task_id)
                     .bind(l.record_id)
                     .bind(run_id)
-                    .bind("model")
+                    .bind(assay_core::AnnotatorKind::Model.as_str())
                     .bind(annotator)
                     .bind("")
                     .bind("")
@@ -624,7 +662,7 @@ impl Store {
             let consistent = if is_compare {
                 parse_json(r.get(3), "scores")?
                     .as_ref()
-                    .and_then(position_consistent)
+                    .and_then(assay_core::task::position_consistent)
             } else {
                 None
             };
@@ -979,24 +1017,6 @@ const OPEN_FOR: &str = "a.project_id = $1 AND a.status = 'open'
       AND NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.item_id = a.item_id AND s.annotator_id = $2)
       AND (a.skill IS NULL OR EXISTS
             (SELECT 1 FROM annotator_skills k WHERE k.annotator_id = $2 AND k.skill = a.skill))";
-
-/// Whether a compare annotation's two orders preferred the same response, from its raw scores (per order, the
-/// log-probabilities of `1` and `2`; chain-of-thought annotations keep them under `logprobs`).
-pub fn position_consistent(scores: &serde_json::Value) -> Option<bool> {
-    let scores = scores.get("logprobs").unwrap_or(scores).as_array()?;
-    let p1 = |order: &serde_json::Value| -> Option<f64> {
-        let lp = order.as_array()?;
-        let (a, b) = (lp.first()?.as_f64()?, lp.get(1)?.as_f64()?);
-        Some(1.0 / (1.0 + (b - a).exp()))
-    };
-    match scores.as_slice() {
-        [ab, ba] => {
-            let (p_ab, p_ba) = (p1(ab)?, p1(ba)?);
-            Some((p_ab > 0.5 && p_ba < 0.5) || (p_ab < 0.5 && p_ba > 0.5))
-        }
-        _ => None,
-    }
-}
 
 /// One write a person waits on.
 #[derive(Debug)]
@@ -1394,20 +1414,4 @@ async fn undo(conn: &mut AnyConnection, annotator: AnnotatorId) -> Result<Option
     .execute(&mut *conn)
     .await?;
     Ok(Some(id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consistency_from_scores_in_both_layouts() {
-        // Order AB prefers 1, order BA prefers 1 too (the same position): inconsistent.
-        let flip = serde_json::json!([[-0.1, -2.0], [-0.2, -1.5]]);
-        assert_eq!(position_consistent(&flip), Some(false));
-        let same =
-            serde_json::json!({"logprobs": [[-0.1, -2.0], [-1.5, -0.2]], "rationales": ["a", "b"]});
-        assert_eq!(position_consistent(&same), Some(true));
-        assert_eq!(position_consistent(&serde_json::json!([-0.1, -2.0])), None);
-    }
 }

@@ -1,5 +1,5 @@
-//! `assay qc` on real crowd data: Snow et al. (2008) RTE and the PandaLM test set, converted from
-//! `../shared/datasets` into the `item,annotator,label` layout the command reads; bad rows; the HTML report, also
+//! `assay qc` on real crowd data: Snow et al. (2008) RTE and the PandaLM test set, converted from the slices in
+//! `tests/data` into the `item,annotator,label` layout the command reads; bad rows; the HTML report, also
 //! rendered in headless Chromium.
 
 mod common;
@@ -9,11 +9,12 @@ use std::process::Command;
 
 use common::*;
 
+/// The repository's `tests/data` (see its README); missing data fails the test.
 fn datasets() -> PathBuf {
-    let dir = repo().join("../shared/datasets");
+    let dir = repo().join("tests/data");
     assert!(
         dir.is_dir(),
-        "{} is missing: these tests read the shared datasets checked out beside the repository",
+        "{} is missing: these tests read the data slices kept in the repository",
         dir.display()
     );
     dir
@@ -21,8 +22,7 @@ fn datasets() -> PathBuf {
 
 /// Writes Snow et al. (2008) RTE (800 items x 10 workers, expert gold) as `rte-answers.csv` and `rte-gold.csv`.
 fn write_rte(dir: &Path) {
-    let reader =
-        assay_io::open_dataset(&datasets().join("crowd/snow2008/rte.standardized.csv")).unwrap();
+    let reader = assay_io::open_dataset(&datasets().join("snow2008/rte.answers.csv")).unwrap();
     let mut answers = String::from("item,annotator,label\n");
     let mut gold = String::from("item,label\n");
     let mut seen = std::collections::HashSet::new();
@@ -100,7 +100,7 @@ fn qc_on_snow_2008_rte_shows_the_published_majority_vote_and_the_report_has_its_
 #[test]
 fn qc_shows_every_pairs_kappa_for_few_annotators_pandalm() {
     let text =
-        std::fs::read_to_string(datasets().join("preference/pandalm/testset-v1.json")).unwrap();
+        std::fs::read_to_string(datasets().join("pandalm/testset-v1.annotators.json")).unwrap();
     let records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
     let mut csv = String::from("item,annotator,label\n");
     for r in &records {
@@ -439,16 +439,20 @@ fn qc_on_a_task_flags_a_gold_label_the_model_confidently_contradicts() {
     );
 }
 
-/// The SMS spam run's real output, when a labeling run has left it in `out/` (the model is not run here).
+/// `assay qc TASK` on the output of a real labeling run (a 60-row slice labeled here by the bundled model).
 #[test]
-fn qc_on_the_sms_spam_task_output_when_present() {
-    let labeled = repo().join("out/sms-spam.labeled.jsonl");
-    if !labeled.exists() {
-        eprintln!("skipped: {} is missing", labeled.display());
-        return;
-    }
+fn qc_on_the_sms_spam_task_output_of_a_real_labeling_run() {
+    // Label a slice of the bundled sample with the real model first: the test never depends on a demo run.
     let dir = tempfile::tempdir().unwrap();
     let task = repo().join("examples/sms-spam/task.toml");
+    let labeled = dir.path().join("sms.labeled.jsonl");
+    ok(assay()
+        .arg("--store")
+        .arg(dir.path().join("store.db"))
+        .arg("label")
+        .arg(&task)
+        .args(["--limit", "60", "--output"])
+        .arg(&labeled));
     let out = ok(qc(dir.path())
         .arg(&task)
         .args(["--labels"])

@@ -1,6 +1,7 @@
 //! Driving an OpenAI-compatible server: a bounded number of requests in flight, request and token pacing, a
 //! per-request timeout, and retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped
-//! connections (a `Retry-After` header wins when it asks for longer).
+//! connections (a `Retry-After` header wins when it asks for longer). Answers are read up to
+//! [`MAX_RESPONSE_BYTES`]; a longer one fails its request rather than filling memory.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,13 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 use tokio::sync::Semaphore;
+
+/// The largest answer body read from a server, 64 MiB (a scoring answer is a few KiB); a larger one is refused
+/// as soon as its `Content-Length` or its bytes pass the limit ([`Client::with_max_response_bytes`]).
+pub const MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
+/// How much of an error answer (4xx, 5xx) is read: its message shows at most 500 characters of it.
+const ERROR_BODY_BYTES: u64 = 64 << 10;
 
 /// How hard a server is driven.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +82,7 @@ pub struct Client {
     limits: Limits,
     slots: Arc<Semaphore>,
     pacer: Arc<Mutex<Pacer>>,
+    max_response_bytes: u64,
     /// What the client did so far.
     pub counters: Arc<ClientCounters>,
 }
@@ -97,8 +106,16 @@ impl Client {
             limits,
             slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             pacer: Arc::new(Mutex::new(Pacer::new(limits))),
+            max_response_bytes: MAX_RESPONSE_BYTES,
             counters: Arc::new(ClientCounters::default()),
         })
+    }
+
+    /// The same client with another limit on the size of an answer (default [`MAX_RESPONSE_BYTES`]).
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// The base URL.
@@ -148,30 +165,42 @@ impl Client {
                 request = request.bearer_auth(key);
             }
             let outcome = match request.send().await {
-                Ok(response) => {
+                Ok(mut response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
-                    match response.bytes().await {
-                        Ok(bytes) if status.is_success() => {
-                            match serde_json::from_slice::<Value>(&bytes) {
+                    if status.is_success() {
+                        match read_body(&mut response, self.max_response_bytes).await {
+                            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
                                 Ok(v) => {
                                     self.counters.answers.fetch_add(1, Ordering::Relaxed);
                                     return Ok(v);
                                 }
                                 Err(e) => Attempt::Retry(format!("unparsable answer: {e}"), None),
+                            },
+                            // Asking again would bring the same answer: this request fails.
+                            Err(Body::TooLarge) => Attempt::Reject(format!(
+                                "HTTP {status}: the answer is larger than {} bytes, the most assay reads \
+                                 (is {url} an OpenAI-compatible endpoint?)",
+                                self.max_response_bytes
+                            )),
+                            Err(Body::Failed(e)) => {
+                                Attempt::Retry(format!("reading the answer: {e}"), retry_after)
                             }
                         }
-                        Ok(bytes) => {
-                            let text = String::from_utf8_lossy(&bytes);
-                            let text: String = text.chars().take(500).collect();
-                            let message = format!("HTTP {status}: {text}");
-                            if is_transient(status.as_u16()) {
-                                Attempt::Retry(message, retry_after)
-                            } else {
-                                Attempt::Reject(message)
+                    } else {
+                        // An error answer is only quoted: its start is enough.
+                        let text = match read_start(&mut response, ERROR_BODY_BYTES).await {
+                            Ok(bytes) => {
+                                String::from_utf8_lossy(&bytes).chars().take(500).collect()
                             }
+                            Err(e) => format!("(reading the answer failed: {e})"),
+                        };
+                        let message = format!("HTTP {status}: {text}");
+                        if is_transient(status.as_u16()) {
+                            Attempt::Retry(message, retry_after)
+                        } else {
+                            Attempt::Reject(message)
                         }
-                        Err(e) => Attempt::Retry(format!("reading the answer: {e}"), retry_after),
                     }
                 }
                 Err(e) => Attempt::Retry(describe(&e), None),
@@ -220,6 +249,44 @@ impl Client {
 enum Attempt {
     Retry(String, Option<Duration>),
     Reject(String),
+}
+
+/// Why [`read_body`] gave no body.
+enum Body {
+    /// Longer than the limit (by its `Content-Length`, or once that many bytes came).
+    TooLarge,
+    /// The connection failed or timed out.
+    Failed(reqwest::Error),
+}
+
+/// The response's body, read piece by piece and refused as soon as it would pass `limit` bytes, so that a
+/// wrong or hostile server cannot make the client allocate what it sends.
+async fn read_body(response: &mut reqwest::Response, limit: u64) -> Result<Vec<u8>, Body> {
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > limit) {
+        return Err(Body::TooLarge);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced.unwrap_or(0)).unwrap_or(0));
+    while let Some(piece) = response.chunk().await.map_err(Body::Failed)? {
+        if (body.len() + piece.len()) as u64 > limit {
+            return Err(Body::TooLarge);
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
+}
+
+/// The first `limit` bytes of the response's body (or all of it, if shorter); the rest is not read.
+async fn read_start(response: &mut reqwest::Response, limit: u64) -> reqwest::Result<Vec<u8>> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut body = Vec::new();
+    while body.len() < limit {
+        let Some(piece) = response.chunk().await? else {
+            break;
+        };
+        body.extend_from_slice(&piece[..piece.len().min(limit - body.len())]);
+    }
+    Ok(body)
 }
 
 /// Statuses worth retrying: timeouts, conflicts, rate limits and server errors.
@@ -353,6 +420,172 @@ mod tests {
         assert!((wait.as_secs_f64() - 9.0).abs() < 0.01, "{wait:?}");
         let t2 = t1 + wait;
         assert_eq!(pacer.reserve(t2, 200), Duration::ZERO);
+    }
+
+    /// A server on loopback that answers one request with `head` and then whatever `body` writes (until it is
+    /// done or the client goes away). Returns the base URL.
+    fn serve_once(
+        head: &'static str,
+        body: impl FnOnce(&mut std::net::TcpStream) -> std::io::Result<()> + Send + 'static,
+    ) -> String {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut stream, _) = listener.accept()?;
+            stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+            // Read the request (head and body) so the client is not reset before it has sent it all.
+            let mut reader = std::io::BufReader::new(stream.try_clone()?);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line)?;
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            reader.read_exact(&mut vec![0; length])?;
+            stream.write_all(head.as_bytes())?;
+            body(&mut stream)
+        });
+        format!("http://{address}/v1")
+    }
+
+    fn one_try() -> Limits {
+        Limits {
+            max_retries: 0,
+            timeout: Duration::from_secs(30),
+            ..Limits::default()
+        }
+    }
+
+    /// Writes `total` bytes of JSON-ish filler in 64 KiB pieces, as a chunked body when `chunked`.
+    fn filler(
+        stream: &mut std::net::TcpStream,
+        total: usize,
+        chunked: bool,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let piece = vec![b' '; 64 << 10];
+        for _ in 0..total / piece.len() {
+            if chunked {
+                write!(stream, "{:x}\r\n", piece.len())?;
+            }
+            stream.write_all(&piece)?;
+            if chunked {
+                stream.write_all(b"\r\n")?;
+            }
+        }
+        if chunked {
+            stream.write_all(b"0\r\n\r\n")?;
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_answer_announced_larger_than_the_limit_fails_the_request_unread() {
+        // Announces 100 GiB; nothing near that is ever sent or allocated.
+        let base = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 107374182400\r\n\r\n",
+            |stream| filler(stream, 8 << 20, false),
+        );
+        let client = Client::new(&base, None, one_try()).unwrap();
+        let error = client
+            .post("completions", &serde_json::json!({}), 1, &[])
+            .await
+            .unwrap_err();
+        let CallError::Rejected(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            message.contains("the answer is larger than 67108864 bytes, the most assay reads"),
+            "{message}"
+        );
+        assert_eq!(client.counters.retries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_past_the_limit_fails_the_request_when_it_passes() {
+        // No Content-Length: 8 MiB in chunks against a 1 MiB limit.
+        let base = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            |stream| filler(stream, 8 << 20, true),
+        );
+        let client = Client::new(&base, None, one_try())
+            .unwrap()
+            .with_max_response_bytes(1 << 20);
+        let error = client
+            .post("completions", &serde_json::json!({}), 1, &[])
+            .await
+            .unwrap_err();
+        let CallError::Rejected(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(message.contains("larger than 1048576 bytes"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn answers_within_the_limit_are_read_and_long_error_answers_are_quoted_in_part() {
+        let base = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            |stream| {
+                use std::io::Write;
+                stream.write_all(b"1\r\n{\r\n")?;
+                filler(stream, 1 << 20, true)?;
+                Ok(())
+            },
+        );
+        // `{` and 1 MiB of spaces is not JSON, so this is the parse error, after the whole body was read.
+        let client = Client::new(&base, None, one_try())
+            .unwrap()
+            .with_max_response_bytes(2 << 20);
+        let error = client
+            .post("completions", &serde_json::json!({}), 1, &[])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, CallError::Exhausted(m) if m.contains("unparsable answer: EOF")),
+            "{error:?}"
+        );
+
+        let base = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n",
+            |stream| std::io::Write::write_all(stream, b"{\"ok\":true}"),
+        );
+        let client = Client::new(&base, None, one_try()).unwrap();
+        let answer = client
+            .post("completions", &serde_json::json!({}), 1, &[])
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({"ok": true}));
+
+        // A 400 with a 100 GiB body: rejected by its status, quoting the start of it.
+        let base = serve_once(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 107374182400\r\n\r\n",
+            |stream| {
+                std::io::Write::write_all(stream, b"model not found")?;
+                filler(stream, 16 << 20, false)
+            },
+        );
+        let client = Client::new(&base, None, one_try()).unwrap();
+        let error = client
+            .post("completions", &serde_json::json!({}), 1, &[])
+            .await
+            .unwrap_err();
+        let CallError::Rejected(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            message.starts_with("HTTP 400 Bad Request: model not found   "),
+            "{message}"
+        );
+        assert_eq!(
+            message.chars().count(),
+            "HTTP 400 Bad Request: ".len() + 500
+        );
     }
 
     #[test]

@@ -673,16 +673,6 @@ pub struct HttpScorer<'a> {
 }
 
 impl HttpScorer<'_> {
-    /// What was paid and taken from the cache so far.
-    pub fn served_stats(&self) -> ServedStats {
-        self.served
-    }
-
-    /// Per item of the last [`Scorer::score`] call: requests, cache hits, tokens and cost.
-    pub fn last_usage(&self) -> &[ItemUsage] {
-        &self.last_usage
-    }
-
     /// The scoring mode.
     pub fn mode(&self) -> ServedScoring {
         self.model.mode
@@ -738,6 +728,15 @@ impl HttpScorer<'_> {
 impl Scorer for HttpScorer<'_> {
     fn info(&self) -> &ModelInfo {
         &self.model.info
+    }
+
+    /// Per item of the last call: requests, cache hits, tokens and cost.
+    fn usage(&self) -> Option<&[ItemUsage]> {
+        Some(&self.last_usage)
+    }
+
+    fn served_stats(&self) -> Option<ServedStats> {
+        Some(self.served)
     }
 
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ItemScores>> {

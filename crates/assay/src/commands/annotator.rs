@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use assay_store::Role;
 use clap::{Args, Subcommand};
 use comfy_table::Table;
 
@@ -35,9 +36,12 @@ pub fn run(settings: &Settings, command: AnnotatorCommand) -> anyhow::Result<Exi
     let store = settings.open_store(&rt)?;
     match command {
         AnnotatorCommand::Add(args) => {
-            let role = if args.admin { "admin" } else { "annotator" };
-            assay_server::check_annotator(&args.name, role, &args.skills)
-                .map_err(anyhow::Error::msg)?;
+            let role = if args.admin {
+                Role::Admin
+            } else {
+                Role::Annotator
+            };
+            assay_server::check_annotator(&args.name, &args.skills).map_err(anyhow::Error::msg)?;
             let token = assay_server::auth::new_secret();
             let added = rt.block_on(store.create_annotator(
                 &args.name,
@@ -62,7 +66,7 @@ pub fn run(settings: &Settings, command: AnnotatorCommand) -> anyhow::Result<Exi
                 table.add_row([
                     a.id.to_string(),
                     a.name,
-                    a.role,
+                    a.role.to_string(),
                     a.skills.join(", "),
                     a.created_at.get(..19).unwrap_or("").replace('T', " "),
                 ]);

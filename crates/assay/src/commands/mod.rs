@@ -3,7 +3,6 @@
 pub mod annotator;
 pub mod eval;
 pub mod export;
-pub mod human;
 pub mod label;
 pub mod model;
 pub mod project;
@@ -30,9 +29,15 @@ impl std::fmt::Display for Hinted {
 
 impl std::error::Error for Hinted {}
 
-/// The hint attached anywhere in the error's chain.
+/// The hint attached anywhere in the error's chain: the binary's own, or a library's known fix.
 pub fn hint_for(err: &anyhow::Error) -> Option<String> {
-    err.chain()
-        .find_map(|c| c.downcast_ref::<Hinted>())
-        .map(|h| h.hint.clone())
+    err.chain().find_map(|c| {
+        c.downcast_ref::<Hinted>()
+            .map(|h| h.hint.clone())
+            .or_else(|| {
+                c.downcast_ref::<assay_label::Error>()
+                    .and_then(|e| e.hint())
+                    .map(str::to_string)
+            })
+    })
 }

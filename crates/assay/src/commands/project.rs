@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use assay_core::TaskSpec;
 use assay_server::import::{ImportSummary, Reporter};
@@ -47,15 +46,6 @@ pub struct ImportArgs {
     project: String,
     /// The rows.
     file: PathBuf,
-}
-
-/// The task version as `assay label` computes it (few-shot example files included).
-pub fn task_version() -> assay_server::TaskVersionFn {
-    Arc::new(|spec: &TaskSpec| {
-        super::label::task_identity(spec)
-            .map(|(_, _, hash)| hash)
-            .map_err(|e| format!("{e:#}"))
-    })
 }
 
 struct Bar {
@@ -114,7 +104,6 @@ pub fn run(settings: &Settings, command: ProjectCommand) -> anyhow::Result<ExitC
             let bar = bar(settings);
             let (id, summary) = rt.block_on(assay_server::import::create_project(
                 &store,
-                &task_version(),
                 &name,
                 spec,
                 !args.no_import,

@@ -42,7 +42,7 @@ pub fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<ExitCode> {
                 .get(..19)
                 .unwrap_or(&r.started_at)
                 .replace('T', " "),
-            r.status.clone(),
+            r.status.to_string(),
             r.items_scored.to_string(),
             r.rows_skipped.to_string(),
         ];

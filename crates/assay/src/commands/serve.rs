@@ -28,11 +28,15 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     rt.block_on(async move {
-        if store.annotators().await?.iter().all(|a| a.role != "admin") {
+        if store
+            .annotators()
+            .await?
+            .iter()
+            .all(|a| a.role != assay_store::Role::Admin)
+        {
             eprintln!("hint: no admin yet: add one with `assay annotator add NAME --admin`");
         }
         let config = assay_server::ServerConfig {
-            task_version: super::project::task_version(),
             ..assay_server::ServerConfig::default()
         };
         let state = assay_server::AppState::new(store, config);
