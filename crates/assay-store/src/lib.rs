@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+mod embeddings;
 pub mod responses;
 pub mod review;
 pub mod review_qc;
@@ -242,7 +243,7 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
