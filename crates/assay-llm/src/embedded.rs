@@ -30,7 +30,7 @@ const MAX_SEQUENCES: usize = 256;
 
 static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
 
-fn backend() -> Result<&'static LlamaBackend> {
+pub(crate) fn backend() -> Result<&'static LlamaBackend> {
     BACKEND
         .get_or_init(|| {
             let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
@@ -105,6 +105,11 @@ impl EmbeddedModel {
     /// What this model is.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The llama.cpp model, for the embedders in [`crate::embed`].
+    pub(crate) fn llama(&self) -> &LlamaModel {
+        &self.model
     }
 
     /// Render a conversation as the model expects it: its chat template with the assistant turn opened, or the

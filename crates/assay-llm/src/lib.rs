@@ -3,7 +3,9 @@
 //! A [`Scorer`] returns, for each item, the log-probability of every option's full token sequence after the
 //! item's prompt; callers normalise over the label set. The embedded backend ([`embedded`]) runs a GGUF model
 //! in-process with llama.cpp; [`openai`] scores through an OpenAI-compatible server over HTTP, keeping every
-//! answer in a cache; [`cache`] fetches and records model files.
+//! answer in a cache; [`cache`] fetches and records model files. [`embed`] turns texts into vectors (an embedded
+//! GGUF model or a served `/v1/embeddings`), for labelers trained on people's answers; [`convert`] and [`gguf`]
+//! turn an embedding model that ships as safetensors into a GGUF file at fetch time.
 //!
 //! ```no_run
 //! use assay_core::{PromptBuilder, PromptFormat, TaskSpec};
@@ -19,7 +21,10 @@
 //! ```
 
 pub mod cache;
+pub mod convert;
+pub mod embed;
 pub mod embedded;
+pub mod gguf;
 pub mod openai;
 pub mod trie;
 
