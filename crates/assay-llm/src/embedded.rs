@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -140,13 +141,128 @@ impl EmbeddedModel {
         }
     }
 
-    fn tokenize(&self, text: &str) -> Vec<i32> {
+    /// Token ids of `text`, with the model's BOS where it wants one; `special`: text such as `<|im_end|>` becomes
+    /// the control token it names (only right for the layout's own markers, see [`Self::prompt_tokens`]).
+    pub fn tokenize(&self, text: &str, special: bool) -> Vec<i32> {
         self.model
             .vocab()
-            .tokenize(text.as_bytes(), true, true)
+            .tokenize(text.as_bytes(), true, special)
             .into_iter()
             .map(|t| t.0)
             .collect()
+    }
+
+    /// The tokens the scorer evaluates for `prompt` laid out in `format` (see [`Self::render`]): only the chat
+    /// template's own markers are control tokens; the messages' text is tokenized as plain text.
+    pub fn prompt_tokens(&self, prompt: &PromptSpec, format: PromptFormat) -> Result<Vec<i32>> {
+        let format = self.effective_format(format);
+        let rendered = self.render(prompt, format)?;
+        let plain = self.plain_spans(&rendered, prompt, format)?;
+        Ok(self.tokenize_layout(&rendered, &plain))
+    }
+
+    /// Where the messages' text lies in `rendered` (`prompt` laid out in `format`, possibly followed by more
+    /// text): the byte ranges in which `<|im_end|>` and the like are plain text. The completion layout has no
+    /// markers, so all of it is plain. Dataset rows, examples and guidelines all arrive as message text.
+    fn plain_spans(
+        &self,
+        rendered: &str,
+        prompt: &PromptSpec,
+        format: PromptFormat,
+    ) -> Result<Vec<Range<usize>>> {
+        if format == PromptFormat::Completion {
+            return Ok(vec![0..rendered.len()]);
+        }
+        let mut spans = Vec::new();
+        let mut cursor = 0;
+        for message in &prompt.messages {
+            // Templates put each message in order, some trimmed.
+            let found = [message.content.as_str(), message.content.trim()]
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .find_map(|c| rendered[cursor..].find(c).map(|at| (cursor + at, c.len())));
+            match found {
+                Some((start, len)) => {
+                    spans.push(start..start + len);
+                    cursor = start + len;
+                }
+                None if !self.has_control_text(&message.content) => {}
+                None => {
+                    return Err(Error::Prompt(
+                        "the model's chat template rewrites a message that holds control-token text such as \
+                         `<|im_end|>`; assay cannot keep that text from being read as markers"
+                            .into(),
+                    ))
+                }
+            }
+        }
+        // Whatever follows the laid-out prompt (an option) is plain text too.
+        Ok(spans)
+    }
+
+    /// Whether `text` holds the text of a control token.
+    fn has_control_text(&self, text: &str) -> bool {
+        let vocab = self.model.vocab();
+        vocab
+            .tokenize(text.as_bytes(), false, true)
+            .into_iter()
+            .any(|t| vocab.is_control(t))
+    }
+
+    /// Tokens of `text`, a laid-out prompt, where control tokens are parsed only outside the `plain` byte ranges.
+    /// llama.cpp itself splits a text at control-token text and tokenizes the pieces between as plain text; this
+    /// does the same, but keeps the markers found inside `plain` as part of the plain pieces. A text with no such
+    /// marker gets exactly llama.cpp's tokens (so the scores of ordinary rows do not change).
+    fn tokenize_layout(&self, text: &str, plain: &[Range<usize>]) -> Vec<i32> {
+        let vocab = self.model.vocab();
+        let tokens = vocab.tokenize(text.as_bytes(), true, true);
+        // Byte range of each control token found in the text, in order (a BOS added in front is not in it).
+        let mut markers: Vec<(usize, Range<usize>)> = Vec::new();
+        let mut cursor = 0;
+        for (i, &t) in tokens.iter().enumerate() {
+            if !vocab.is_control(t) {
+                continue;
+            }
+            let Some(piece) = vocab.text(t).and_then(|c| c.to_str().ok()) else {
+                continue;
+            };
+            if let Some(at) = text[cursor..].find(piece).filter(|_| !piece.is_empty()) {
+                let range = cursor + at..cursor + at + piece.len();
+                cursor = range.end;
+                markers.push((i, range));
+            }
+        }
+        let injected = |r: &Range<usize>| plain.iter().any(|p| p.start < r.end && r.start < p.end);
+        if !markers.iter().any(|(_, r)| injected(r)) {
+            return tokens.into_iter().map(|t| t.0).collect();
+        }
+        // Control tokens llama.cpp added before the text (BOS) and after it (EOS), kept as they were.
+        let first_text = markers.first().map_or(tokens.len(), |(i, _)| *i);
+        let leading = tokens[..first_text]
+            .iter()
+            .take_while(|&&t| vocab.is_control(t))
+            .count()
+            .min(usize::from(vocab.should_add_bos()));
+        let trailing =
+            usize::from(vocab.should_add_eos() && tokens.last().is_some_and(|&t| t == vocab.eos()));
+        let mut out: Vec<i32> = tokens[..leading].iter().map(|t| t.0).collect();
+        let mut from = 0;
+        let plain_piece = |out: &mut Vec<i32>, piece: &str| {
+            out.extend(
+                vocab
+                    .tokenize(piece.as_bytes(), false, false)
+                    .into_iter()
+                    .map(|t| t.0),
+            );
+        };
+        for (i, range) in markers.iter().filter(|(_, r)| !injected(r)) {
+            plain_piece(&mut out, &text[from..range.start]);
+            out.push(tokens[*i].0);
+            from = range.end;
+        }
+        plain_piece(&mut out, &text[from..]);
+        out.extend(tokens[tokens.len() - trailing..].iter().map(|t| t.0));
+        out
     }
 
     /// A scorer for prompts that all begin like `prefix_probe` (rendered up to [`ITEM_SENTINEL`]).
@@ -169,8 +285,7 @@ impl EmbeddedModel {
         threads: usize,
     ) -> Result<String> {
         let backend = backend()?;
-        let rendered = self.render(prompt, self.effective_format(format))?;
-        let tokens = self.tokenize(&rendered);
+        let tokens = self.prompt_tokens(prompt, format)?;
         let n_ctx_train = self.model.n_ctx_train() as usize;
         if tokens.len() + max_tokens > n_ctx_train {
             return Err(Error::Prompt(format!(
@@ -247,7 +362,7 @@ impl EmbeddedModel {
         let filler =
             "The quick brown fox jumps over the lazy dog while the committee reviews the budget. "
                 .repeat(tokens / 8);
-        let mut ids = self.tokenize(&filler);
+        let mut ids = self.tokenize(&filler, true);
         ids.truncate(tokens);
         let mut batch_buf = LlamaBatch::new(batch, 1);
         let start = Instant::now();
@@ -326,7 +441,12 @@ impl<'m> EmbeddedScorer<'m> {
                 "the prompt layout lost the item marker; cannot find the shared prefix".into(),
             )
         })?;
-        let mut prefix = model.tokenize(&rendered[..cut]);
+        let plain: Vec<Range<usize>> = model
+            .plain_spans(&rendered, prefix_probe, format)?
+            .into_iter()
+            .map(|r| r.start.min(cut)..r.end.min(cut))
+            .collect();
+        let mut prefix = model.tokenize_layout(&rendered[..cut], &plain);
         // The item's first characters may merge with the prefix's last token; share only what is certain.
         prefix.pop();
         if options.strategy == Strategy::Naive {
@@ -422,9 +542,17 @@ impl<'m> EmbeddedScorer<'m> {
                 .model
                 .render(&branch.prompt, self.options.format)
                 .map_err(|e| e.to_string())?;
-            let prompt_tokens = self.model.tokenize(&prompt);
+            let plain = self
+                .model
+                .plain_spans(&prompt, &branch.prompt, self.options.format)
+                .map_err(|e| e.to_string())?;
+            let prompt_tokens = self.model.tokenize_layout(&prompt, &plain);
             for (o, option) in branch.options.iter().enumerate() {
-                let tokens = self.model.tokenize(&format!("{prompt}{separator}{option}"));
+                // The option is plain text too.
+                let full = format!("{prompt}{separator}{option}");
+                let mut with_option = plain.clone();
+                with_option.push(prompt.len()..full.len());
+                let tokens = self.model.tokenize_layout(&full, &with_option);
                 // Score the option's own tokens; if the option merged with the prompt's end, score from where the
                 // two tokenizations part.
                 let common = prompt_tokens
