@@ -66,6 +66,9 @@ pub struct TaskSpec {
     /// Which items go to people (`assay serve`), how many answer each, who may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewSpec>,
+    /// A labeler trained on embeddings from gold rows and people's answers, and which labeler decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeSpec>,
 }
 
 /// The kinds of task assay knows.
@@ -759,6 +762,9 @@ impl TaskSpec {
         if let Some(e) = spec.examples_from.as_mut() {
             resolve(&mut e.path);
         }
+        if let Some(p) = spec.probe.as_mut() {
+            p.embedder_path.as_mut().map(resolve);
+        }
         Ok(spec)
     }
 
@@ -770,11 +776,25 @@ impl TaskSpec {
         spec.validate()
             .and_then(|()| spec.model.validate())
             .and_then(|()| spec.review.as_ref().map_or(Ok(()), ReviewSpec::validate))
+            .and_then(|()| spec.validate_probe())
             .map_err(|message| Error::TaskInvalid {
                 path: path.to_path_buf(),
                 message,
             })?;
         Ok(spec)
+    }
+
+    fn validate_probe(&self) -> std::result::Result<(), String> {
+        let Some(probe) = &self.probe else {
+            return Ok(());
+        };
+        if self.kind != TaskKind::Classify {
+            return Err(format!(
+                "`[probe]` is built for classify tasks only, not `{}` (not built yet)",
+                self.kind.as_str()
+            ));
+        }
+        probe.check()
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
@@ -1003,6 +1023,40 @@ impl TaskSpec {
             })
     }
 
+    /// The row columns the templates render, each with the key of the template that names it (`input`,
+    /// `compare.response-1`, ...): the top-level names a template reads and does not set itself. A template that
+    /// does not compile names nothing here (compiling it reports the error).
+    pub fn template_columns(&self) -> Vec<(String, String)> {
+        let mut templates: Vec<(&str, &str)> = vec![("input", self.input.as_str())];
+        if let Some(c) = self
+            .compare
+            .as_ref()
+            .filter(|_| self.kind == TaskKind::Compare)
+        {
+            templates.extend([
+                ("compare.context", c.context.as_str()),
+                ("compare.response-1", c.response_1.as_str()),
+                ("compare.response-2", c.response_2.as_str()),
+            ]);
+        }
+        if let Some(r) = self.rate.as_ref().filter(|_| self.kind == TaskKind::Rate) {
+            templates.push(("rate.response", r.response.as_str()));
+            templates.extend(r.context.as_deref().map(|t| ("rate.context", t)));
+            templates.extend(r.response_2.as_deref().map(|t| ("rate.response-2", t)));
+        }
+        let env = minijinja::Environment::new();
+        let mut columns = Vec::new();
+        for (key, source) in templates {
+            let Ok(template) = env.template_from_str(source) else {
+                continue;
+            };
+            let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
+            names.sort();
+            columns.extend(names.into_iter().map(|n| (key.to_string(), n)));
+        }
+        columns
+    }
+
     /// A stable hash of everything that changes what the model is asked; runs with the same hash resume each other.
     pub fn spec_hash(&self) -> String {
         let mut canonical = self.clone();
@@ -1014,6 +1068,8 @@ impl TaskSpec {
         canonical.calibration = CalibrationSpec::default();
         // Who reviews which items changes no machine label.
         canonical.review = None;
+        // Nor does the probe: it learns from the stored labels, it changes none.
+        canonical.probe = None;
         // So is the tie margin of a compare task.
         if let Some(compare) = canonical.compare.as_mut() {
             compare.tie_margin = 0.0;
