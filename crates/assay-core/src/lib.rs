@@ -15,6 +15,7 @@
 //! ```
 
 mod error;
+pub mod probe;
 pub mod prompt;
 pub mod provenance;
 pub mod review;
@@ -23,6 +24,7 @@ pub mod task;
 pub use error::{Error, Result};
 pub use prompt::{ChatMessage, PromptBuilder, PromptSpec, Role, ScoreBranch, ScoreRequest};
 pub use provenance::{AnnotatorKind, Provenance};
+pub use probe::{Labeler, ProbeSpec};
 pub use review::{ReviewSpec, RouteReason};
 pub use task::{
     CalibrationMethod, ChatTemplate, LabelSpec, ModelSpec, PromptFormat, RateSpec, Rating,

@@ -583,11 +583,13 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// The same settings without those that cannot change a label (where the server is, how hard it is driven,
-    /// what it costs): what the task version hashes.
+    /// The same settings without those that cannot change a label (how llama.cpp is driven, where the server is,
+    /// how hard it is driven, what it costs): what the task version hashes. A runtime setting is reset to its
+    /// default rather than left out, so the versions of tasks written before stay what they were.
     fn labeling_identity(&self) -> Self {
         Self {
             threads: None,
+            batch_tokens: default_batch_tokens(),
             endpoint: None,
             api_key_env: None,
             concurrency: None,
@@ -1309,6 +1311,24 @@ response = "{{ answer }}"
         b.calibration.method = CalibrationMethod::None;
         assert_eq!(a.spec_hash(), b.spec_hash());
         b.input = "{{ text }}!".into();
+        assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+
+    /// Issue 11 §2.2: how llama.cpp is driven (threads, tokens per call) is no part of the task version, so changing
+    /// it re-scores nothing; the versions of existing tasks stay what they were.
+    #[test]
+    fn issue_11_runtime_settings_keep_the_task_version() {
+        let a = TaskSpec::from_toml_str(MINIMAL).unwrap();
+        // MINIMAL's hash before the fix.
+        assert_eq!(
+            a.spec_hash(),
+            "1c427cdaba253c1169ac8515291e022c0b6646c48a6760d433389126da31a7c0"
+        );
+        let mut b = a.clone();
+        b.model.batch_tokens = 64;
+        b.model.threads = Some(1);
+        assert_eq!(a.spec_hash(), b.spec_hash());
+        b.model.prompt_format = PromptFormat::Completion;
         assert_ne!(a.spec_hash(), b.spec_hash());
     }
 

@@ -115,7 +115,8 @@ impl Backend {
         }
     }
 
-    /// The model file's SHA-256 (served models: see [`ServedModel::info`]).
+    /// The model file's SHA-256, what provenance and the store's `model_sha256` columns record; empty for a
+    /// served model, which has no file (those columns stay, and hold an empty string for its labels).
     pub fn sha256(&self) -> &str {
         match self {
             Self::Embedded(m) => &m.info().sha256,
@@ -124,9 +125,20 @@ impl Backend {
         }
     }
 
-    /// The annotator name its labels are stored under: `NAME@SHA12`.
+    /// What tells this model's labels apart from other models': the file's SHA-256, or for a served model the
+    /// hash of the server's base URL, the model name, the scoring mode and the layout
+    /// ([`ServedModel::identity`]), so that another server with a model of the same name is another annotator.
+    pub fn identity(&self) -> &str {
+        match self {
+            Self::Served(m) => m.identity(),
+            _ => self.sha256(),
+        }
+    }
+
+    /// The annotator name its labels are stored under: `NAME@ID12`, the first 12 characters of
+    /// [`Self::identity`].
     pub fn annotator(&self) -> String {
-        format!("{}@{}", self.name(), short(self.sha256()))
+        format!("{}@{}", self.name(), short(self.identity()))
     }
 
     /// A served model that returns no log-probabilities: labels are generated answers, with no confidence.
@@ -177,5 +189,38 @@ fn resolve_model(
             ),
             format!("run `assay model fetch {}` first", spec.model.name),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assay_llm::openai::ServedConfig;
+
+    fn served(endpoint: &str) -> Backend {
+        let spec = TaskSpec::from_toml_str(&format!(
+            "name = \"t\"\ntype = \"classify\"\ninput = \"{{{{ text }}}}\"\nlabels = [\"a\", \"b\"]\n\
+             [model]\nname = \"smollm2\"\nendpoint = \"{endpoint}\"\nscoring = \"first-token\"\n"
+        ))
+        .unwrap();
+        let config = ServedConfig::from_spec(&spec.model, None).unwrap();
+        Backend::Served(Box::new(ServedModel::offline(config).unwrap()))
+    }
+
+    /// Issue 11 §1.5: the same model name behind another server is another annotator, and a served model records
+    /// no model-file hash (before, its "SHA-256" was a hash of its name and settings, the same for every server).
+    #[test]
+    fn issue_11_served_annotator_names_the_server() {
+        let a = served("http://127.0.0.1:8080/v1");
+        let b = served("http://10.0.0.2:8080/v1");
+        assert_ne!(a.annotator(), b.annotator());
+        assert_eq!(
+            a.annotator(),
+            served("http://127.0.0.1:8080/v1/").annotator(),
+            "a trailing slash is the same server"
+        );
+        assert!(a.annotator().starts_with("smollm2@"), "{}", a.annotator());
+        assert_eq!(a.sha256(), "");
+        assert_eq!(a.identity().len(), 64);
     }
 }

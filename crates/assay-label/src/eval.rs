@@ -109,11 +109,6 @@ impl PreferenceReport {
                 kappa_humans: (0..humans).map(|a| kappa(&ai, &human_column(a))).collect(),
             }
         };
-        let sign = |x: f64| match x.partial_cmp(&0.5) {
-            Some(std::cmp::Ordering::Greater) => Some(0),
-            Some(std::cmp::Ordering::Less) => Some(1),
-            _ => None,
-        };
         let n = pairs.len();
         let rate = |count: usize| (n > 0).then(|| count as f64 / n as f64);
         let mut human_kappas = Vec::new();
@@ -131,8 +126,8 @@ impl PreferenceReport {
                 .iter()
                 .filter(|m| !matches!(m, Some(0 | 1)))
                 .count(),
-            single_order: variant(&|j| sign(j.p_ab), &|j| j.single_order),
-            both_orders: variant(&|j| sign(j.soft), &|j| j.outcome),
+            single_order: variant(&PairJudgment::preferred_single_order, &|j| j.single_order),
+            both_orders: variant(&PairJudgment::preferred, &|j| j.outcome),
             human_kappas,
             others: Vec::new(),
             other_flip_rates: Vec::new(),

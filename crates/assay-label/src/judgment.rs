@@ -40,6 +40,18 @@ impl PairJudgment {
         })
     }
 
+    /// The response preferred for agreement with people or gold (`assay label`, `assay eval` and `assay qc` count
+    /// it alike): 0 when the debiased P(response 1 better) is above 0.5, 1 when below, `None` at exactly 0.5. The
+    /// tie margin is not applied: a pair agrees when the model leans towards the response people preferred.
+    pub fn preferred(&self) -> Option<usize> {
+        lean(self.soft)
+    }
+
+    /// [`Self::preferred`] from order AB alone (what a single-order judge would have said).
+    pub fn preferred_single_order(&self) -> Option<usize> {
+        lean(self.p_ab)
+    }
+
     /// People's preference as a judgment: `code` (0: response 1, 1: response 2, [`TIE`]) chosen by `agreeing`
     /// of `answered`; the soft label is the share that chose response 1 (a tie counts half).
     pub fn of_people(code: usize, agreeing: usize, answered: usize) -> Self {
@@ -59,6 +71,15 @@ impl PairJudgment {
             single_order: code,
             outcome: code,
         }
+    }
+}
+
+/// 0 above 0.5, 1 below, `None` at exactly 0.5.
+fn lean(p: f64) -> Option<usize> {
+    match p.partial_cmp(&0.5) {
+        Some(std::cmp::Ordering::Greater) => Some(0),
+        Some(std::cmp::Ordering::Less) => Some(1),
+        _ => None,
     }
 }
 
@@ -269,9 +290,10 @@ pub struct CompareSummary {
     pub position_flips: usize,
     /// Gold pairs that are not ties, and how many of them the debiased and AB-only judgments match.
     pub gold_pairs: usize,
-    /// Debiased judgments equal to a non-tie gold preference.
+    /// Debiased judgments leaning to a non-tie gold preference ([`PairJudgment::preferred`]: the tie margin is
+    /// not applied, as in `assay eval`'s alignment).
     pub gold_agree: usize,
-    /// Order-AB-only judgments equal to a non-tie gold preference.
+    /// Order-AB-only judgments leaning to a non-tie gold preference.
     pub gold_agree_single_order: usize,
 }
 
@@ -286,8 +308,8 @@ impl CompareSummary {
         self.position_flips += usize::from(j.position_flip);
         if let Some(g @ (0 | 1)) = gold {
             self.gold_pairs += 1;
-            self.gold_agree += usize::from(j.outcome == g);
-            self.gold_agree_single_order += usize::from(j.single_order == g);
+            self.gold_agree += usize::from(j.preferred() == Some(g));
+            self.gold_agree_single_order += usize::from(j.preferred_single_order() == Some(g));
         }
     }
 }
@@ -348,6 +370,35 @@ mod tests {
         assert!(j.position_flip && !j.consistent);
         assert_eq!(j.single_order, 0);
         assert_eq!(j.outcome, TIE);
+    }
+
+    /// Issue 11 (2.3): `assay label`'s agreement with gold and `assay eval`'s alignment are one definition: a pair
+    /// judged a tie under the tie margin still agrees when it leans towards the preferred response.
+    #[test]
+    fn issue_11_label_and_eval_count_agreement_alike() {
+        use crate::eval::PreferenceReport;
+        let margin = 0.1;
+        // soft: 0.85 (clear 1), 0.55 (a tie under the margin, leaning 1), 0.45 (tie, leaning 2), 0.2 (clear 2),
+        // 0.5 (no lean).
+        let judged = [
+            (judge_pair(0.9, 0.2, margin), 0),
+            (judge_pair(0.6, 0.5, margin), 0),
+            (judge_pair(0.5, 0.6, margin), 0),
+            (judge_pair(0.2, 0.8, margin), 1),
+            (judge_pair(0.5, 0.5, margin), 1),
+        ];
+        let mut summary = CompareSummary::default();
+        for (j, gold) in &judged {
+            summary.add(j, Some(*gold));
+        }
+        let people: Vec<_> = judged.iter().map(|(j, g)| (*j, vec![Some(*g)])).collect();
+        let report = PreferenceReport::compute(&people, 1).unwrap();
+        assert_eq!(summary.gold_pairs, report.both_orders.majority_pairs);
+        assert_eq!(summary.gold_agree, 3, "{summary:?}");
+        let label_share = summary.gold_agree as f64 / summary.gold_pairs as f64;
+        assert_eq!(Some(label_share), report.both_orders.alignment);
+        let single = summary.gold_agree_single_order as f64 / summary.gold_pairs as f64;
+        assert_eq!(Some(single), report.single_order.alignment);
     }
 
     #[test]

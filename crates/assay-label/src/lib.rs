@@ -20,7 +20,7 @@
 //! let job = run::LabelJob {
 //!     input: spec.dataset.clone().unwrap(),
 //!     output: "out/sms.labeled.jsonl".into(),
-//!     spec, limit: None, threads: 2, shard: None,
+//!     spec, limit: None, threads: 2, shard: None, models_home: "/root/.cache/assay".into(),
 //! };
 //! let cx = run::Context { store, rt, reporter: &Silent, interrupted: Arc::new(AtomicBool::new(false)) };
 //! if let run::Outcome::Labeled(summary) = run::run(&job, &backend, &cx, false)? {
@@ -37,6 +37,7 @@ pub mod export;
 pub mod human;
 pub mod identity;
 pub mod judgment;
+pub mod probe;
 pub mod rows;
 pub mod run;
 pub mod served;

@@ -90,6 +90,7 @@ pub struct ItemStream<'a> {
     spec: &'a TaskSpec,
     prompts: &'a PromptBuilder,
     limit: Option<u64>,
+    text_groups: Vec<Vec<String>>,
 }
 
 impl<'a> ItemStream<'a> {
@@ -105,6 +106,7 @@ impl<'a> ItemStream<'a> {
             spec,
             prompts,
             limit,
+            text_groups: text_groups(spec),
         })
     }
 
@@ -129,6 +131,10 @@ impl Iterator for ItemStream<'_> {
         Some(match row {
             Err(e) => Err((e.index, e.reason)),
             Ok(r) => Item::render(self.spec, self.prompts, r.index, r.values)
+                .and_then(|item| match empty_input(&self.text_groups, &item) {
+                    Some(reason) => Err(reason),
+                    None => Ok(item),
+                })
                 .map_err(|reason| (r.index, reason)),
         })
     }
@@ -142,4 +148,96 @@ pub fn blocks(stream: ItemStream<'_>, size: usize) -> impl Iterator<Item = Vec<I
         let block: Vec<Item> = items.by_ref().take(size).collect();
         (!block.is_empty()).then_some(block)
     })
+}
+
+/// The columns the task reads (its templates' and its gold column) that no row of `input` has: an error before
+/// any work, naming each such column and listing the columns that exist. The header (CSV, TSV), the schema
+/// (Parquet) or the first object's keys (JSONL) decide; for JSONL a column the first object lacks is looked for
+/// in every row before it counts as missing.
+pub fn check_columns(
+    input: &Path,
+    spec: &TaskSpec,
+    reader: &assay_io::DatasetReader,
+) -> Result<()> {
+    let mut wanted: Vec<(String, String)> = spec.template_columns();
+    if let Some(gold) = &spec.gold {
+        wanted.push(("gold".into(), gold.clone()));
+    }
+    let mut columns: Vec<String> = reader.columns().to_vec();
+    if wanted.iter().all(|(_, c)| columns.contains(c)) {
+        return Ok(());
+    }
+    if reader.format() == assay_io::Format::Jsonl {
+        let mut seen: std::collections::BTreeSet<String> = columns.iter().cloned().collect();
+        for row in assay_io::open_dataset(input)?.flatten() {
+            seen.extend(row.values.keys().cloned());
+        }
+        columns = seen.into_iter().collect();
+    }
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|(_, c)| !columns.contains(c))
+        .map(|(key, c)| format!("`{c}` (named by `{key}`)"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::Error::usage(
+        format!(
+            "{}: no row has the column{} {}",
+            input.display(),
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        ),
+        format!(
+            "the columns of {} are: {}; fix the task's templates or `gold`, or pass another --input",
+            input.display(),
+            if columns.is_empty() {
+                "(none)".to_string()
+            } else {
+                columns.join(", ")
+            }
+        ),
+    ))
+}
+
+/// The groups of columns an item's text is rendered from (the input; each response of a pair or a rating): a row
+/// whose columns of one group are all null, missing or blank is a row error, never labeled with a confidence.
+fn text_groups(spec: &TaskSpec) -> Vec<Vec<String>> {
+    let keys: &[&str] = match spec.kind {
+        TaskKind::Compare => &["compare.response-1", "compare.response-2"],
+        TaskKind::Rate => &["rate.response", "rate.response-2"],
+        TaskKind::Classify | TaskKind::MultiLabel => &["input"],
+    };
+    let columns = spec.template_columns();
+    keys.iter()
+        .map(|k| {
+            columns
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, c)| c.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// Why a row's input counts as empty, if it does (see [`text_groups`]); a classify text that renders blank is
+/// empty too.
+fn empty_input(groups: &[Vec<String>], item: &Item) -> Option<String> {
+    let blank = |c: &String| match item.values.get(c) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(_) => false,
+    };
+    if let Some(group) = groups.iter().find(|g| g.iter().all(blank)) {
+        let names: Vec<String> = group.iter().map(|c| format!("`{c}`")).collect();
+        let verb = if names.len() > 1 { "are" } else { "is" };
+        return Some(format!(
+            "empty input: {} {verb} null or blank",
+            names.join(", ")
+        ));
+    }
+    (item.pair.is_none() && item.rated.is_none() && item.text.trim().is_empty())
+        .then(|| "empty input: the text renders blank".to_string())
 }

@@ -45,6 +45,8 @@ use crate::{Backend, Error, Reporter, Result, Shard, TaskIdentity};
 const OUTPUT_BLOCK: usize = 512;
 /// Records inserted per transaction while ingesting.
 const INGEST_BATCH: usize = 10_000;
+/// Distinct unknown gold values listed in the warning.
+const UNKNOWN_GOLD_SHOWN: usize = 10;
 
 /// One `assay label` run, its settings resolved.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ pub struct LabelJob {
     pub threads: usize,
     /// This worker's share of the chunks.
     pub shard: Option<Shard>,
+    /// `$ASSAY_HOME`: where cached models are (the probe's embedder).
+    pub models_home: PathBuf,
 }
 
 /// What a run came to.
@@ -110,6 +114,9 @@ pub struct Summary {
     /// Served models: requests, cache hits, tokens and cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served: Option<ServedSummary>,
+    /// The probe (`[probe]`): what it trained on, how it compares with the LLM, which labeler decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeSummary>,
     /// Rows that could not be read (row number, reason).
     #[serde(skip)]
     pub row_errors: Vec<(u64, String)>,
@@ -172,59 +179,79 @@ pub fn run(
         model_sha256: backend.sha256().to_string(),
         prompt_hash: identity.prompt_hash.clone(),
     }))?;
-    if !ingested.row_errors.is_empty() {
-        cx.rt
-            .block_on(store.record_row_errors(&run_id, &ingested.row_errors))?;
-    }
-    let source = AnnotationSource {
-        task_id,
-        run_id: run_id.clone(),
-        annotator_kind: AnnotatorKind::Model,
-        annotator,
-        model_sha256: backend.sha256().to_string(),
-        prompt_hash: identity.prompt_hash.clone(),
+    // From here on the run is in the store: whatever stops it marks it failed, with the reason.
+    let labeled = (|| -> Result<Summary> {
+        if !ingested.row_errors.is_empty() {
+            cx.rt
+                .block_on(store.record_row_errors(&run_id, &ingested.row_errors))?;
+        }
+        let source = AnnotationSource {
+            task_id,
+            run_id: run_id.clone(),
+            annotator_kind: AnnotatorKind::Model,
+            annotator,
+            model_sha256: backend.sha256().to_string(),
+            prompt_hash: identity.prompt_hash.clone(),
+        };
+        let scored = score(
+            job,
+            backend,
+            &identity.prompts,
+            &ingested,
+            &done,
+            &source,
+            cx,
+        )?;
+        let readback = Readback {
+            task_id,
+            annotator: &source.annotator,
+            dataset_id: ingested.dataset_id,
+            run_id: &run_id,
+        };
+        let calibrator = fit_calibration(
+            job,
+            backend,
+            &identity.prompts,
+            &scored.content_free,
+            &readback,
+            cx,
+        )?;
+        let trained = crate::probe::stage(job, backend, &identity, &calibrator, &readback, cx)?;
+        let written = write_output(
+            job,
+            backend,
+            &identity,
+            &ingested,
+            &calibrator,
+            &readback,
+            &scored.failures,
+            trained.as_ref(),
+            cx,
+        )?;
+        let summary = summarize(job, backend, &ingested, scored, written, &calibrator);
+        let status = if summary.interrupted {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Finished
+        };
+        let stored = serde_json::to_value(&summary)
+            .map_err(|e| Error::Internal(format!("summary to JSON: {e}")))?;
+        cx.rt.block_on(store.finish_run(&run_id, status, &stored))?;
+        Ok(summary)
+    })();
+    let summary = match labeled {
+        Ok(summary) => summary,
+        Err(error) => {
+            let reason = json!({"error": error.to_string()});
+            if let Err(e) = cx
+                .rt
+                .block_on(store.finish_run(&run_id, RunStatus::Failed, &reason))
+            {
+                tracing::warn!(run = %run_id, error = %e, "could not mark the run failed");
+            }
+            return Err(error);
+        }
     };
-    let scored = score(
-        job,
-        backend,
-        &identity.prompts,
-        &ingested,
-        &done,
-        &source,
-        cx,
-    )?;
-    let readback = Readback {
-        task_id,
-        annotator: &source.annotator,
-        dataset_id: ingested.dataset_id,
-    };
-    let calibrator = fit_calibration(
-        job,
-        backend,
-        &identity.prompts,
-        &scored.content_free,
-        &readback,
-        cx,
-    )?;
-    let written = write_output(
-        job,
-        backend,
-        &identity,
-        &ingested,
-        &calibrator,
-        &readback,
-        &scored.failures,
-        cx,
-    )?;
-    let summary = summarize(job, backend, &ingested, scored, written, &calibrator);
-    let status = if summary.interrupted {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Finished
-    };
-    let stored = serde_json::to_value(&summary)
-        .map_err(|e| Error::Internal(format!("summary to JSON: {e}")))?;
-    cx.rt.block_on(store.finish_run(&run_id, status, &stored))?;
     Ok(Outcome::Labeled(Box::new(summary)))
 }
 
@@ -243,6 +270,7 @@ pub struct Ingested {
 fn ingest(job: &LabelJob, prompts: &PromptBuilder, cx: &Context<'_>) -> Result<Ingested> {
     let mut stream = ItemStream::open(&job.input, &job.spec, prompts, job.limit)?;
     let reader = stream.reader();
+    crate::rows::check_columns(&job.input, &job.spec, reader)?;
     let (format, columns, arrow_schema) = (
         reader.format(),
         reader.columns().to_vec(),
@@ -263,11 +291,24 @@ fn ingest(job: &LabelJob, prompts: &PromptBuilder, cx: &Context<'_>) -> Result<I
     ))?;
     let (mut items, mut row_errors, mut batch) = (Vec::new(), Vec::new(), Vec::new());
     let mut unknown_gold = 0u64;
+    // The first distinct gold values that name no label, for the warning.
+    let mut unknown_values: Vec<String> = Vec::new();
     for scanned in stream.by_ref() {
         match scanned {
             Err(error) => row_errors.push(error),
             Ok(item) => {
                 unknown_gold += u64::from(item.unknown_gold);
+                if item.unknown_gold && unknown_values.len() <= UNKNOWN_GOLD_SHOWN {
+                    let cell = job.spec.gold.as_ref().and_then(|g| item.values.get(g));
+                    let shown = match cell {
+                        Some(Value::String(s)) => format!("{s:?}"),
+                        Some(other) => other.to_string(),
+                        None => String::new(),
+                    };
+                    if !unknown_values.contains(&shown) {
+                        unknown_values.push(shown);
+                    }
+                }
                 items.push(item.index);
                 batch.push((item.index, Value::Object(item.values).to_string()));
             }
@@ -284,8 +325,17 @@ fn ingest(job: &LabelJob, prompts: &PromptBuilder, cx: &Context<'_>) -> Result<I
         tracing::warn!(row = index + 1, %reason, "skipping row");
     }
     if unknown_gold > 0 {
+        let more = if unknown_values.len() > UNKNOWN_GOLD_SHOWN {
+            unknown_values.truncate(UNKNOWN_GOLD_SHOWN);
+            ", ..."
+        } else {
+            ""
+        };
         cx.reporter.warn(&format!(
-            "{unknown_gold} rows have a gold value that is not one of the task's labels; they count as unlabeled"
+            "{unknown_gold} rows have a gold value that is not one of the task's outcomes ({}); they count as \
+             unlabeled. The outcomes: {}",
+            unknown_values.join(", ") + more,
+            job.spec.outcome_names().join(", ")
         ));
     }
     Ok(Ingested {
@@ -582,15 +632,16 @@ fn rationales(
 }
 
 /// Which annotations a run reads back.
-struct Readback<'a> {
-    task_id: i64,
-    annotator: &'a str,
-    dataset_id: i64,
+pub(crate) struct Readback<'a> {
+    pub(crate) task_id: i64,
+    pub(crate) annotator: &'a str,
+    pub(crate) dataset_id: i64,
+    pub(crate) run_id: &'a str,
 }
 
 impl Readback<'_> {
     /// The stored annotations of a block of items, by record.
-    fn block(&self, block: &[Item], cx: &Context<'_>) -> Result<HashMap<u64, StoredAnnotation>> {
+    pub(crate) fn block(&self, block: &[Item], cx: &Context<'_>) -> Result<HashMap<u64, StoredAnnotation>> {
         let (Some(first), Some(last)) = (block.first(), block.last()) else {
             return Ok(HashMap::new());
         };
@@ -672,6 +723,7 @@ struct Written {
     after: GoldDecisions,
     compare: Option<CompareSummary>,
     labeled_cost_usd: f64,
+    probe: Option<crate::probe::ProbeSummary>,
 }
 
 /// Stage 4: read each block's annotations back, calibrate and judge them, join people's answers, and write the
@@ -685,6 +737,7 @@ fn write_output(
     calibrator: &Calibrator,
     readback: &Readback<'_>,
     failures: &[(u64, String)],
+    probe: Option<&crate::probe::TrainedProbe>,
     cx: &Context<'_>,
 ) -> Result<Written> {
     let spec = &job.spec;
@@ -711,6 +764,7 @@ fn write_output(
         after: GoldDecisions::default(),
         compare: spec.judges_pairs().then(CompareSummary::default),
         labeled_cost_usd: 0.0,
+        probe: None,
     };
     let labeler = RowLabeler {
         spec,
@@ -719,16 +773,38 @@ fn write_output(
         prompt_hash: &identity.prompt_hash,
     };
     let stream = ItemStream::open(&job.input, spec, &identity.prompts, job.limit)?;
+    let mut held_out = crate::probe::HeldOut::default();
     for block in blocks(stream, OUTPUT_BLOCK) {
         let stored = readback.block(&block, cx)?;
         let mut calibrated = Vec::new();
+        let llm_of = |index: u64| {
+            let scores = logprobs_of(&stored.get(&index)?.scores)?;
+            Some(calibrator.apply(&units_from_scores(&scores)).swap_remove(0))
+        };
+        let probe_block = probe.map(|p| p.block(&block, &llm_of, cx)).transpose()?;
+        let mut probe_labels = Vec::new();
         for item in block {
             let annotation = stored.get(&item.index);
             let mut assay = match annotation.and_then(|a| logprobs_of(&a.scores).map(|s| (a, s))) {
                 Some((stored, scores)) => {
-                    let (assay, label) =
+                    let (mut assay, label) =
                         labeler.label(&item, stored, &units_from_scores(&scores), &mut written);
                     calibrated.push(label);
+                    // Rows the fitted calibration learned from: `qc` and `eval` leave them out of their figures.
+                    if item.gold.is_some() && calibrator.is_fitted() && in_fit(spec, item.index) {
+                        assay["calibration_fit"] = Value::Bool(true);
+                    }
+                    if let (Some(p), Some(pb)) = (probe, &probe_block) {
+                        let held = item.gold.is_some() && !(calibrator.is_fitted() && in_fit(spec, item.index));
+                        let llm_label = assay["label"].clone();
+                        if let Some(label) = p.apply(spec, &item, pb, llm_of(item.index), held, &mut assay, &mut held_out) {
+                            if p.chosen == assay_core::Labeler::Probe {
+                                // The summary counts final labels: the probe's replace the LLM's.
+                                written.recount(&llm_label, &label.value);
+                            }
+                            probe_labels.push((item.index, label));
+                        }
+                    }
                     assay
                 }
                 None => {
@@ -746,9 +822,26 @@ fn write_output(
             writer.write_row(&row)?;
         }
         cx.rt.block_on(cx.store.update_calibrated(&calibrated))?;
+        if let Some(p) = probe {
+            p.store_labels(readback, probe_labels, cx)?;
+        }
     }
     writer.finish()?;
+    written.probe = probe.map(|p| p.summary_with(held_out));
     Ok(written)
+}
+
+impl Written {
+    /// Move one row's count from the label `from` to `to`.
+    fn recount(&mut self, from: &Value, to: &Value) {
+        for (names, step) in [(value_names(from), -1i64), (value_names(to), 1)] {
+            for name in names {
+                if let Some(entry) = self.label_counts.iter_mut().find(|(n, _)| *n == name) {
+                    entry.1 = entry.1.saturating_add_signed(step);
+                }
+            }
+        }
+    }
 }
 
 /// Turns one stored annotation into the output's `assay` object and its calibrated label.
@@ -912,6 +1005,7 @@ fn summarize(
         output: job.output.display().to_string(),
         interrupted: scored.interrupted,
         served,
+        probe: written.probe,
         row_errors: ingested.row_errors.clone(),
         failures: scored.failures,
         unknown_gold: ingested.unknown_gold,

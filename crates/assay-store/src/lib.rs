@@ -538,6 +538,45 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Write annotations in one transaction, replacing this annotator's earlier annotation of the same records:
+    /// for labelers that are retrained (the probe), whose latest label is the one that counts.
+    pub async fn upsert_annotations(
+        &self,
+        source: &AnnotationSource,
+        annotations: &[NewAnnotation],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let created_at = now();
+        for a in annotations {
+            sqlx::query(
+                "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
+                     prompt_hash, scores, value, confidence, distribution, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO UPDATE SET
+                     run_id = excluded.run_id, model_sha256 = excluded.model_sha256,
+                     prompt_hash = excluded.prompt_hash, scores = excluded.scores, value = excluded.value,
+                     confidence = excluded.confidence, distribution = excluded.distribution,
+                     created_at = excluded.created_at",
+            )
+            .bind(source.task_id)
+            .bind(a.record_id)
+            .bind(&source.run_id)
+            .bind(source.annotator_kind.as_str())
+            .bind(&source.annotator)
+            .bind(&source.model_sha256)
+            .bind(&source.prompt_hash)
+            .bind(a.scores.to_string())
+            .bind(a.value.to_string())
+            .bind(a.confidence)
+            .bind(a.distribution.to_string())
+            .bind(&created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// All annotations of an annotator for a task, with their records' row indices, in row order.
     pub async fn annotations(
         &self,

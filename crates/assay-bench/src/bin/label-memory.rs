@@ -121,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         limit: None,
         threads: 1,
         shard: None,
+        models_home: dir.clone(),
     };
     let cx = run::Context {
         store: &store,

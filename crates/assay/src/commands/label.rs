@@ -19,7 +19,12 @@ use super::Hinted;
 use crate::progress::BarReporter;
 use crate::settings::{runtime, Settings};
 
-/// Arguments of `assay label`.
+/// Exit status of `assay label` when every row was read and labeled but some rows failed in the model: the
+/// output holds them with `assay.error`, and the last line says how many.
+pub const EXIT_ROWS_FAILED: u8 = 3;
+
+/// Arguments of `assay label`. Exit status: 0 when done, 3 when rows failed in the model (the last line says how
+/// many; rerunning retries them), 130 when interrupted, 1 on an error.
 #[derive(Debug, Args)]
 pub struct LabelArgs {
     /// The task file (TOML); see docs/task-reference.toml.
@@ -51,7 +56,7 @@ pub struct LabelArgs {
 }
 
 /// Flags, the task file and defaults resolved into one job.
-fn resolve(args: &LabelArgs) -> anyhow::Result<LabelJob> {
+fn resolve(args: &LabelArgs, settings: &Settings) -> anyhow::Result<LabelJob> {
     let spec = TaskSpec::from_path(&args.task)?;
     let input = args
         .input
@@ -81,12 +86,13 @@ fn resolve(args: &LabelArgs) -> anyhow::Result<LabelJob> {
         limit: args.limit,
         threads,
         shard: args.shard,
+        models_home: settings.home.clone(),
     })
 }
 
 /// Run `assay label`.
 pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
-    let job = resolve(&args)?;
+    let job = resolve(&args, settings)?;
     // A served model is reached (and, for `scoring = "auto"`, probed) before any work; `--plan` sends nothing.
     let backend =
         Backend::open(&job.spec, &settings.home, args.plan).with_context(|| {
@@ -132,17 +138,32 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     print_summary(&summary);
+    if let Some(p) = &summary.probe {
+        print_probe(p);
+    }
     if let Some(s) = &summary.served {
         print_served(s);
     }
     if summary.generated {
-        println!("confidence: unavailable (the server returned no log-probabilities); accuracy figures hold, ECE and coverage do not");
+        outln!("confidence: unavailable (the server returned no log-probabilities); accuracy figures hold, ECE and coverage do not");
     }
-    Ok(if interrupted.load(Ordering::SeqCst) {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if interrupted.load(Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(exit_status(&summary))
+}
+
+/// 0, or [`EXIT_ROWS_FAILED`] with a last line saying how many rows failed.
+fn exit_status(summary: &Summary) -> ExitCode {
+    if summary.rows_failed == 0 {
+        return ExitCode::SUCCESS;
+    }
+    outln!(
+        "failed: {} of {} rows were not labeled (see `row N: not labeled` above); the same command retries them (exit status {EXIT_ROWS_FAILED})",
+        summary.rows_failed,
+        summary.rows_read
+    );
+    ExitCode::from(EXIT_ROWS_FAILED)
 }
 
 /// Ctrl-C stops after the chunk in flight; everything committed stays.
@@ -166,9 +187,10 @@ fn watch_ctrl_c(flag: Arc<AtomicBool>) {
 /// `--plan`: what labeling the pending rows would send and cost.
 fn print_plan(plan: &Plan, backend: &Backend) {
     let (Some(p), Backend::Served(model)) = (&plan.served, backend) else {
-        println!(
+        outln!(
             "plan: {} items to label with the embedded model {}; nothing is paid",
-            plan.pending, plan.model
+            plan.pending,
+            plan.model
         );
         return;
     };
@@ -207,14 +229,17 @@ fn print_plan(plan: &Plan, backend: &Backend) {
     } else {
         format!("scoring {}", model.mode().as_str())
     };
-    println!(
+    outln!(
         "plan for {} at {} ({scoring}; nothing was sent)",
-        config.model, config.endpoint
+        config.model,
+        config.endpoint
     );
-    println!("{table}");
-    println!(
+    outln!("{table}");
+    outln!(
         "prices: ${}/M input, ${}/M output ({})",
-        p.prices.input, p.prices.output, p.prices.source
+        p.prices.input,
+        p.prices.output,
+        p.prices.source
     );
 }
 
@@ -238,16 +263,18 @@ fn print_summary(s: &Summary) {
         s.rows_skipped.to_string(),
     ]);
     rows.add_row(["failed (model)".to_string(), s.rows_failed.to_string()]);
-    println!(
+    outln!(
         "task {}  model {}  calibration {}",
-        s.task, s.model, s.calibration
+        s.task,
+        s.model,
+        s.calibration
     );
-    println!("{rows}");
+    outln!("{rows}");
     for (index, reason) in row_errors.iter().take(10) {
-        println!("  row {}: {reason}", index + 1);
+        outln!("  row {}: {reason}", index + 1);
     }
     if row_errors.len() > 10 {
-        println!(
+        outln!(
             "  ... and {} more (see the store's row_errors)",
             row_errors.len() - 10
         );
@@ -273,7 +300,7 @@ fn print_summary(s: &Summary) {
             String::new(),
         ]);
     }
-    println!("{labels}");
+    outln!("{labels}");
 
     let max = s
         .confidence_histogram
@@ -282,10 +309,10 @@ fn print_summary(s: &Summary) {
         .max()
         .unwrap_or(0)
         .max(1);
-    println!("confidence");
+    outln!("confidence");
     for (i, count) in s.confidence_histogram.iter().enumerate() {
         let width = (30 * count).div_ceil(max) as usize;
-        println!(
+        outln!(
             "  {:.1}-{:.1} {:>6} {}",
             i as f64 / 10.0,
             (i + 1) as f64 / 10.0,
@@ -328,11 +355,13 @@ fn print_summary(s: &Summary) {
                 pct(*a),
             ]);
         }
-        println!(
+        outln!(
             "measured on {} gold rows not used for fitting ({} gold rows, {} used to fit)",
-            s.eval_rows, s.gold_rows, s.fit_rows
+            s.eval_rows,
+            s.gold_rows,
+            s.fit_rows
         );
-        println!("{gold}");
+        outln!("{gold}");
     }
     if let Some(c) = &s.compare {
         let mut table = Table::new();
@@ -353,12 +382,12 @@ fn print_summary(s: &Summary) {
         }
         if c.gold_pairs > 0 {
             table.add_row([
-                "gold pairs (ties excluded)".to_string(),
+                "gold pairs (gold ties excluded)".to_string(),
                 c.gold_pairs.to_string(),
                 String::new(),
             ]);
             table.add_row([
-                "  agree, both orders".to_string(),
+                "  agree, both orders (debiased)".to_string(),
                 c.gold_agree.to_string(),
                 share(c.gold_agree, c.gold_pairs),
             ]);
@@ -368,14 +397,17 @@ fn print_summary(s: &Summary) {
                 share(c.gold_agree_single_order, c.gold_pairs),
             ]);
         }
-        println!("{table}");
+        outln!("{table}");
+        if c.gold_pairs > 0 {
+            outln!("agree: the model leans (P > 0.5) to the response gold prefers; the tie margin is not applied (as in `assay eval`'s alignment)");
+        }
     }
     if let (Some(items), Some(tokens)) = (s.items_per_second, s.tokens_per_second) {
-        println!("throughput: {items:.2} items/s, {tokens:.0} tokens/s evaluated");
+        outln!("throughput: {items:.2} items/s, {tokens:.0} tokens/s evaluated");
     }
-    println!("output: {}", s.output);
+    outln!("output: {}", s.output);
     if s.interrupted {
-        println!("interrupted: run the same command again to resume");
+        outln!("interrupted: run the same command again to resume");
     }
 }
 
@@ -405,10 +437,40 @@ fn print_served(s: &ServedSummary) {
     ] {
         table.add_row([name.to_string(), value]);
     }
-    println!("scoring: {} via {}", s.scoring, s.endpoint);
-    println!("{table}");
-    println!(
+    outln!("scoring: {} via {}", s.scoring, s.endpoint);
+    outln!("{table}");
+    outln!(
         "prices: ${}/M input, ${}/M output ({})",
-        s.prices.input, s.prices.output, s.prices.source
+        s.prices.input,
+        s.prices.output,
+        s.prices.source
     );
+}
+
+/// The probe: what it learned from, and it beside the LLM on rows neither saw.
+fn print_probe(p: &assay_label::probe::ProbeSummary) {
+    println!(
+        "probe on {}: trained on {} labeled rows ({} answered by people), {} texts embedded in this run",
+        p.embedder, p.train_rows, p.people_rows, p.embedded_this_run
+    );
+    println!("labeler: {} ({})", p.labeler, p.reason);
+    let (Some(probe), Some(llm)) = (&p.held_out_probe, &p.held_out_llm) else {
+        println!("no held-out gold rows to compare them on");
+        return;
+    };
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        format!("{} held-out gold rows", p.held_out_rows),
+        "llm (calibrated)".to_string(),
+        "probe".to_string(),
+    ]);
+    for (name, a, b) in [
+        ("accuracy", pct(llm.accuracy), pct(probe.accuracy)),
+        ("macro-F1", format!("{:.3}", llm.macro_f1), format!("{:.3}", probe.macro_f1)),
+        ("ECE (15 bins)", format!("{:.3}", llm.ece), format!("{:.3}", probe.ece)),
+    ] {
+        table.add_row([name.to_string(), a, b]);
+    }
+    println!("{table}");
 }

@@ -1,0 +1,579 @@
+//! The probe: a cheap labeler that learns from people. Multinomial logistic regression (`assay-learn`) on text
+//! embeddings, trained on the task's gold rows in the fit split and on people's answers from `assay serve`,
+//! calibrated by temperature scaling on out-of-fold predictions (never on its own training rows), and compared
+//! with the LLM by cross-validated accuracy so `labeler = "auto"` can say what it picked and why.
+//!
+//! Embeddings are stored (`Store::embeddings`, keyed by the embedder's identity and the embedded text's hash), so a
+//! rerun embeds nothing twice; the LLM's scores are never recomputed either, so retraining after new answers costs
+//! only the fit.
+
+use std::path::Path;
+
+use assay_core::{AnnotatorKind, Labeler, ProbeSpec, TaskSpec};
+use assay_learn::cv::{accuracy, apply_temperature, fit_temperature, out_of_fold};
+use assay_learn::logistic::{FitOptions, LogisticRegression};
+use assay_llm::cache::ModelCache;
+use assay_llm::embed::{EmbedOptions, EmbeddedEmbedder, Embedder};
+use assay_llm::embedded::EmbeddedModel;
+use serde_json::{json, Value};
+
+use crate::calibrate::{in_fit_split, Calibrator, GoldDecisions};
+use crate::human::{human_majority, PeopleAnswers};
+use crate::judgment::{logprobs_of, units_from_scores};
+use crate::rows::{blocks, Item, ItemStream};
+use crate::run::{Context, LabelJob, Readback};
+use crate::{Backend, Error, Result};
+
+/// Texts embedded per call.
+const EMBED_BLOCK: usize = 64;
+/// Seed of the cross-validation folds.
+const FOLD_SEED: u64 = 0x5eed;
+
+/// The model that embeds: the task's own embedded model, or a cached embedding model.
+pub enum EmbedModel<'b> {
+    /// The LLM of the run (`embedder = "llm"`).
+    Borrowed(&'b EmbeddedModel),
+    /// A model loaded for embedding.
+    Owned(Box<EmbeddedModel>),
+}
+
+impl EmbedModel<'_> {
+    fn model(&self) -> &EmbeddedModel {
+        match self {
+            Self::Borrowed(m) => m,
+            Self::Owned(m) => m,
+        }
+    }
+}
+
+/// Load the embedder the task's `[probe]` names.
+pub fn open_model<'b>(
+    probe: &ProbeSpec,
+    models_home: &Path,
+    backend: &'b Backend,
+) -> Result<EmbedModel<'b>> {
+    if let Some(path) = &probe.embedder_path {
+        let sha = assay_llm::cache::file_sha256(path)?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("embedder");
+        return Ok(EmbedModel::Owned(Box::new(EmbeddedModel::load(
+            path, name, &sha,
+        )?)));
+    }
+    if probe.embedder == "llm" {
+        return match backend {
+            Backend::Embedded(model) => Ok(EmbedModel::Borrowed(model)),
+            _ => Err(Error::usage(
+                "`probe.embedder = \"llm\"` embeds with the task's embedded model, and this task's model is served",
+                "set `probe.embedder` to a cached embedding model, e.g. \"all-minilm-l6-v2\" (`assay model fetch all-minilm-l6-v2`)",
+            )),
+        };
+    }
+    match ModelCache::new(models_home).get(&probe.embedder)? {
+        Some(m) => Ok(EmbedModel::Owned(Box::new(EmbeddedModel::load(
+            &m.path, &m.name, &m.sha256,
+        )?))),
+        None => Err(Error::usage(
+            format!(
+                "the probe's embedding model `{}` is not in the cache",
+                probe.embedder
+            ),
+            format!("run `assay model fetch {}` first", probe.embedder),
+        )),
+    }
+}
+
+/// The hex SHA-256 of a text: its key among stored embeddings.
+fn text_key(text: &str) -> String {
+    assay_core::sha256_hex(text.as_bytes())
+}
+
+/// Stage `embed`: every item's rendered text embedded once; stored vectors are reused. Returns how many were
+/// computed in this run.
+pub(crate) fn embed_all(
+    job: &LabelJob,
+    prompts: &assay_core::PromptBuilder,
+    embedder: &mut dyn Embedder,
+    cx: &Context<'_>,
+) -> Result<(String, u64)> {
+    let info = embedder.info();
+    // Readable and exact: the name and pooling, then the start of the key that covers file, pooling and truncation.
+    let key = format!(
+        "{}/{}@{}",
+        info.name,
+        info.pooling.as_str(),
+        &info.key()[..16]
+    );
+    let stream = ItemStream::open(&job.input, &job.spec, prompts, job.limit)?;
+    cx.reporter.start("embedding", None);
+    let mut computed = 0;
+    for block in blocks(stream, EMBED_BLOCK) {
+        let keys: Vec<String> = block.iter().map(|i| text_key(&i.text)).collect();
+        let stored = cx.rt.block_on(cx.store.embeddings(&key, &keys))?;
+        let missing: Vec<(String, String)> = block
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| !stored.contains_key(*k))
+            .map(|(i, k)| (k.clone(), i.text.clone()))
+            .collect();
+        if !missing.is_empty() {
+            let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+            let vectors = embedder.embed(&texts)?;
+            let rows: Vec<(String, Vec<f32>)> =
+                missing.into_iter().map(|(k, _)| k).zip(vectors).collect();
+            computed += rows.len() as u64;
+            cx.rt.block_on(cx.store.store_embeddings(&key, &rows))?;
+        }
+        cx.reporter.advance(block.len() as u64);
+    }
+    cx.reporter.finish();
+    Ok((key, computed))
+}
+
+/// A trained probe, or why there is none.
+#[derive(Debug, Clone)]
+pub struct TrainedProbe {
+    model: LogisticRegression,
+    temperature: f64,
+    llm_features: bool,
+    embedder_key: String,
+    /// Which labeler gives the final label.
+    pub chosen: Labeler,
+    /// The figures behind the choice.
+    pub summary: ProbeSummary,
+    /// Row numbers the probe trained on (their figures would be in-sample).
+    trained_rows: std::collections::HashSet<u64>,
+}
+
+/// What the probe learned and how it compares, for the summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProbeSummary {
+    /// The embedder's identity.
+    pub embedder: String,
+    /// Rows it trained on: gold rows of the fit split, and rows people answered.
+    pub train_rows: usize,
+    /// Of which answered by people.
+    pub people_rows: usize,
+    /// SHA-256 of the training set (row keys and labels).
+    pub train_sha256: String,
+    /// Cross-validated accuracy of the probe on its training rows.
+    pub cv_accuracy: f64,
+    /// The LLM's (calibrated) accuracy on the same rows.
+    pub llm_accuracy: f64,
+    /// The temperature fitted on out-of-fold predictions.
+    pub temperature: f64,
+    /// The labeler that decides, and why.
+    pub labeler: String,
+    /// Why.
+    pub reason: String,
+    /// Texts embedded in this run (the rest came from the store).
+    pub embedded_this_run: u64,
+    /// Held-out gold rows (neither the calibration nor the probe saw them): the probe's figures.
+    pub held_out_probe: Option<assay_quality::metrics::ClassificationReport>,
+    /// The LLM's (calibrated) figures on the same rows.
+    pub held_out_llm: Option<assay_quality::metrics::ClassificationReport>,
+    /// How many rows those are.
+    pub held_out_rows: usize,
+}
+
+/// A training row: its features, label and whether people gave it.
+struct TrainRow {
+    index: u64,
+    text_key: String,
+    label: usize,
+    llm: Vec<f64>,
+    by_people: bool,
+}
+
+/// The label of a row for training: people's plurality where they answered, else its gold label when it is in
+/// the fit split (up to `max_gold_rows`).
+fn training_label(
+    spec: &TaskSpec,
+    item: &Item,
+    people: &PeopleAnswers,
+    gold_taken: &mut usize,
+    max_gold: usize,
+) -> Option<(usize, bool)> {
+    if let Some((value, _)) = human_majority(people.for_row(&item.values)) {
+        if let Some(i) = value.as_str().and_then(|v| spec.label_index(v)) {
+            return Some((i, true));
+        }
+    }
+    let gold = item.gold.as_ref()?;
+    if !in_fit_split(
+        spec.calibration.seed,
+        item.index,
+        spec.calibration.fit_share,
+    ) || *gold_taken >= max_gold
+    {
+        return None;
+    }
+    *gold_taken += 1;
+    Some((gold[0], false))
+}
+
+/// Stage `train`: gather the training rows, cross-validate, calibrate, fit, and choose the labeler.
+pub(crate) fn train(
+    job: &LabelJob,
+    prompts: &assay_core::PromptBuilder,
+    probe: &ProbeSpec,
+    embedder_key: &str,
+    calibrator: &Calibrator,
+    readback: &Readback<'_>,
+    people: &PeopleAnswers,
+    cx: &Context<'_>,
+) -> Result<Option<TrainedProbe>> {
+    let spec = &job.spec;
+    let classes = spec.labels.len();
+    let mut rows: Vec<TrainRow> = Vec::new();
+    let mut gold_taken = 0;
+    let max_gold = probe.max_gold_rows.unwrap_or(usize::MAX);
+    let stream = ItemStream::open(&job.input, spec, prompts, job.limit)?;
+    for block in blocks(stream, 512) {
+        let stored = readback.block(&block, cx)?;
+        for item in block {
+            let Some((label, by_people)) =
+                training_label(spec, &item, people, &mut gold_taken, max_gold)
+            else {
+                continue;
+            };
+            let llm = stored
+                .get(&item.index)
+                .and_then(|a| logprobs_of(&a.scores))
+                .map(|s| calibrator.apply(&units_from_scores(&s)).swap_remove(0))
+                .unwrap_or_else(|| vec![1.0 / classes as f64; classes]);
+            rows.push(TrainRow {
+                index: item.index,
+                text_key: text_key(&item.text),
+                label,
+                llm,
+                by_people,
+            });
+        }
+    }
+    if rows.len() < probe.min_rows {
+        cx.reporter.warn(&format!(
+            "probe: {} labeled rows (gold in the fit split, or answered by people); it trains from {} (`probe.min-rows`)",
+            rows.len(),
+            probe.min_rows
+        ));
+        return Ok(None);
+    }
+    let keys: Vec<String> = rows.iter().map(|r| r.text_key.clone()).collect();
+    let vectors = cx.rt.block_on(cx.store.embeddings(embedder_key, &keys))?;
+    let x: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| features(&vectors[&r.text_key], &r.llm, probe.llm_features))
+        .collect();
+    let y: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let options = FitOptions {
+        c: probe.c,
+        ..FitOptions::default()
+    };
+    let oof = out_of_fold(&x, &y, classes, probe.folds, FOLD_SEED, &options)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let temperature = fit_temperature(&oof, &y);
+    let model = LogisticRegression::fit(&x, &y, classes, &options)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let cv_accuracy = accuracy(&oof, &y);
+    let llm: Vec<Vec<f64>> = rows.iter().map(|r| r.llm.clone()).collect();
+    let llm_accuracy = accuracy(&llm, &y);
+    let (chosen, reason) = choose(probe.labeler, cv_accuracy, llm_accuracy, rows.len());
+    let train_sha256 = assay_core::sha256_hex(
+        rows.iter()
+            .map(|r| format!("{}:{}", r.text_key, r.label))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_bytes(),
+    );
+    let summary = ProbeSummary {
+        embedder: embedder_key.to_string(),
+        train_rows: rows.len(),
+        people_rows: rows.iter().filter(|r| r.by_people).count(),
+        train_sha256,
+        cv_accuracy,
+        llm_accuracy,
+        temperature,
+        labeler: chosen.as_str().to_string(),
+        reason,
+        ..ProbeSummary::default()
+    };
+    Ok(Some(TrainedProbe {
+        model,
+        temperature,
+        llm_features: probe.llm_features,
+        embedder_key: embedder_key.to_string(),
+        chosen,
+        summary,
+        trained_rows: rows.iter().map(|r| r.index).collect(),
+    }))
+}
+
+/// `auto`: the probe when its cross-validated accuracy is at least the LLM's on the same rows.
+fn choose(labeler: Labeler, probe: f64, llm: f64, rows: usize) -> (Labeler, String) {
+    let figures = format!(
+        "cross-validated accuracy on {rows} labeled rows: probe {:.1}%, llm {:.1}%",
+        100.0 * probe,
+        100.0 * llm
+    );
+    match labeler {
+        Labeler::Auto if probe >= llm => {
+            (Labeler::Probe, format!("auto chose the probe: {figures}"))
+        }
+        Labeler::Auto => (Labeler::Llm, format!("auto chose the llm: {figures}")),
+        other => (
+            other,
+            format!("the task chose {}: {figures}", other.as_str()),
+        ),
+    }
+}
+
+/// The probe's input: the embedding, and the LLM's calibrated distribution when stacking.
+fn features(vector: &[f32], llm: &[f64], with_llm: bool) -> Vec<f64> {
+    let mut x: Vec<f64> = vector.iter().map(|&v| f64::from(v)).collect();
+    if with_llm {
+        x.extend_from_slice(llm);
+    }
+    x
+}
+
+/// The probe's view of one block of rows: its distributions by row number.
+pub(crate) struct ProbeBlock {
+    distributions: std::collections::HashMap<u64, Vec<f64>>,
+}
+
+impl TrainedProbe {
+    /// The probe's calibrated distributions for a block (rows without a stored embedding are left out).
+    pub(crate) fn block(
+        &self,
+        block: &[Item],
+        llm: &dyn Fn(u64) -> Option<Vec<f64>>,
+        cx: &Context<'_>,
+    ) -> Result<ProbeBlock> {
+        let keys: Vec<String> = block.iter().map(|i| text_key(&i.text)).collect();
+        let vectors = cx
+            .rt
+            .block_on(cx.store.embeddings(&self.embedder_key, &keys))?;
+        let classes = self.model.classes();
+        let mut distributions = std::collections::HashMap::new();
+        for (item, key) in block.iter().zip(&keys) {
+            let Some(v) = vectors.get(key) else {
+                continue;
+            };
+            let llm = llm(item.index).unwrap_or_else(|| vec![1.0 / classes as f64; classes]);
+            let p = self
+                .model
+                .predict_proba(&features(v, &llm, self.llm_features));
+            distributions.insert(item.index, apply_temperature(&p, self.temperature));
+        }
+        Ok(ProbeBlock { distributions })
+    }
+
+    /// Whether the probe trained on this row.
+    pub(crate) fn trained_on(&self, index: u64) -> bool {
+        self.trained_rows.contains(&index)
+    }
+
+    /// The annotator name of its labels.
+    pub fn annotator(&self) -> String {
+        format!("probe:{}", self.embedder_key)
+    }
+
+    /// Provenance of its labels.
+    pub fn provenance(&self) -> Value {
+        json!({
+            "annotator_kind": AnnotatorKind::Model.as_str(),
+            "annotator": self.annotator(),
+            "train_rows": self.summary.train_rows,
+            "people_rows": self.summary.people_rows,
+            "train_sha256": self.summary.train_sha256,
+            "temperature": self.temperature,
+            "calibration": "temperature (out-of-fold)",
+        })
+    }
+}
+
+impl ProbeBlock {
+    /// The probe's distribution of a row.
+    pub(crate) fn get(&self, index: u64) -> Option<&Vec<f64>> {
+        self.distributions.get(&index)
+    }
+}
+
+/// Held-out figures of the probe and the LLM on the same rows, accumulated one row at a time.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeldOut {
+    pub probe: GoldDecisions,
+    pub llm: GoldDecisions,
+    pub rows: usize,
+}
+
+/// Open the embedder and embed every item; `None` when the task has no `[probe]`.
+pub(crate) fn embedder<'m>(
+    model: &'m EmbedModel<'_>,
+    threads: usize,
+) -> Result<EmbeddedEmbedder<'m>> {
+    let options = EmbedOptions {
+        threads,
+        ..EmbedOptions::default()
+    };
+    Ok(EmbeddedEmbedder::new(model.model(), options)?)
+}
+
+/// Reasons for the choice, tested without a model.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_prefers_the_probe_on_ties_and_says_why() {
+        let (l, why) = choose(Labeler::Auto, 0.9, 0.9, 50);
+        assert_eq!(l, Labeler::Probe);
+        assert!(
+            why.contains("probe 90.0%") && why.contains("llm 90.0%"),
+            "{why}"
+        );
+        assert_eq!(choose(Labeler::Auto, 0.6, 0.9, 50).0, Labeler::Llm);
+        assert_eq!(choose(Labeler::Llm, 0.99, 0.1, 50).0, Labeler::Llm);
+    }
+}
+
+/// Stage `probe` (tasks with `[probe]`): embed every item (stored vectors reused), then train on gold rows of
+/// the fit split and people's answers. `None` without `[probe]`, or with too few labeled rows.
+pub(crate) fn stage(
+    job: &LabelJob,
+    backend: &Backend,
+    identity: &crate::TaskIdentity,
+    calibrator: &Calibrator,
+    readback: &Readback<'_>,
+    cx: &Context<'_>,
+) -> Result<Option<TrainedProbe>> {
+    let Some(probe) = &job.spec.probe else {
+        return Ok(None);
+    };
+    let model = open_model(probe, &job.models_home, backend)?;
+    let (key, computed) = {
+        let mut embedder = embedder(&model, job.threads)?;
+        embed_all(job, &identity.prompts, &mut embedder, cx)?
+    };
+    let human = cx
+        .rt
+        .block_on(cx.store.human_annotations(readback.task_id))?;
+    let columns = ItemStream::open(&job.input, &job.spec, &identity.prompts, job.limit)?
+        .reader()
+        .columns()
+        .to_vec();
+    let people = PeopleAnswers::new(&human, &crate::human::free_column_name(&columns));
+    let trained = train(
+        job,
+        &identity.prompts,
+        probe,
+        &key,
+        calibrator,
+        readback,
+        &people,
+        cx,
+    )?;
+    Ok(trained.map(|mut t| {
+        t.summary.embedded_this_run = computed;
+        t
+    }))
+}
+
+impl TrainedProbe {
+    /// Put the probe's label into a row's `assay` object (and, when the probe decides, make it the row's label,
+    /// keeping the LLM's under `llm`); count held-out rows. Returns the probe's label to store.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply(
+        &self,
+        spec: &TaskSpec,
+        item: &Item,
+        block: &ProbeBlock,
+        llm: Option<Vec<f64>>,
+        held_out_row: bool,
+        assay: &mut Value,
+        held_out: &mut HeldOut,
+    ) -> Option<crate::judgment::Label> {
+        let p = block.get(item.index)?;
+        let label = crate::judgment::label_from_units(spec, std::slice::from_ref(p));
+        if let (true, Some(gold), Some(llm)) = (
+            held_out_row && !self.trained_on(item.index),
+            &item.gold,
+            &llm,
+        ) {
+            held_out.rows += 1;
+            held_out.probe.add(spec, std::slice::from_ref(p), gold);
+            held_out.llm.add(spec, std::slice::from_ref(llm), gold);
+        }
+        assay["probe"] = json!({
+            "label": label.value,
+            "confidence": label.confidence,
+            "distribution": label.distribution,
+            "provenance": self.provenance(),
+        });
+        if self.chosen == Labeler::Probe {
+            assay["llm"] = json!({
+                "label": assay["label"].clone(),
+                "confidence": assay["confidence"].clone(),
+                "distribution": assay["distribution"].clone(),
+            });
+            assay["label"] = label.value.clone();
+            assay["confidence"] = json!(label.confidence);
+            assay["distribution"] = label.distribution.clone();
+        }
+        assay["labeler"] = json!(self.chosen.as_str());
+        Some(label)
+    }
+
+    /// Store a block's probe labels as annotations of their own (replacing the previous probe's).
+    pub(crate) fn store_labels(
+        &self,
+        readback: &Readback<'_>,
+        labels: Vec<(u64, crate::judgment::Label)>,
+        cx: &Context<'_>,
+    ) -> Result<()> {
+        let (Some(first), Some(last)) = (labels.first().map(|l| l.0), labels.last().map(|l| l.0))
+        else {
+            return Ok(());
+        };
+        let ids = cx.rt.block_on(
+            cx.store
+                .record_ids_between(readback.dataset_id, first, last),
+        )?;
+        let rows: Vec<assay_store::NewAnnotation> = labels
+            .into_iter()
+            .filter_map(|(index, label)| {
+                Some(assay_store::NewAnnotation {
+                    record_id: *ids.get(&index)?,
+                    scores: json!({"probe": label.distribution, "train_sha256": self.summary.train_sha256}),
+                    value: label.value,
+                    confidence: Some(label.confidence),
+                    distribution: label.distribution,
+                })
+            })
+            .collect();
+        let source = assay_store::AnnotationSource {
+            task_id: readback.task_id,
+            run_id: readback.run_id.to_string(),
+            annotator_kind: AnnotatorKind::Model,
+            annotator: self.annotator(),
+            model_sha256: String::new(),
+            prompt_hash: self.summary.train_sha256.clone(),
+        };
+        cx.rt
+            .block_on(cx.store.upsert_annotations(&source, &rows))?;
+        Ok(())
+    }
+
+    /// The summary with the held-out figures.
+    pub(crate) fn summary_with(&self, held_out: HeldOut) -> ProbeSummary {
+        ProbeSummary {
+            held_out_probe: held_out.probe.report(),
+            held_out_llm: held_out.llm.report(),
+            held_out_rows: held_out.rows,
+            ..self.summary.clone()
+        }
+    }
+}
