@@ -1,9 +1,12 @@
 //! `assay`: label datasets with LLMs, with calibrated confidence and provenance.
 
+#[macro_use]
+mod output;
 mod commands;
 mod progress;
 mod settings;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -12,8 +15,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "assay", version, about, long_about = None)]
 struct Cli {
-    /// Where state lives: a SQLite file path or sqlite://PATH [default: $ASSAY_HOME/assay.db].
-    #[arg(long, global = true, env = "ASSAY_STORE")]
+    /// Where state lives: a SQLite file path, sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (messages show the
+    /// password as ***) [default: $ASSAY_HOME/assay.db].
+    #[arg(long, global = true, env = "ASSAY_STORE", hide_env_values = true)]
     store: Option<String>,
     /// No progress bars.
     #[arg(long, short, global = true)]
@@ -24,7 +28,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Label a dataset with a task file.
+    /// Label a dataset with a task file (exit status 3: some rows failed in the model).
     Label(commands::label::LabelArgs),
     /// Fetch and list models.
     #[command(subcommand)]
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let settings = settings::Settings::resolve(cli.store.as_deref(), cli.quiet);
     let result = match cli.command {
@@ -78,7 +84,11 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            // Store URLs may carry a password, in our messages or in the driver's.
+            eprintln!(
+                "error: {}",
+                settings::redact_secrets(&format!("{err:#}"), &settings.store)
+            );
             if let Some(hint) = commands::hint_for(&err) {
                 eprintln!("hint: {hint}");
             }

@@ -13,6 +13,10 @@ pub fn html_report(settings: &Settings, d: &Data, qc: &Qc) -> Report {
     report.fact("gold column", settings.gold.clone());
     report.fact("rows compared", qc.n.to_string());
     report.fact("rows without gold", d.no_gold.to_string());
+    report.fact(
+        "rows left out (the calibration was fitted on them)",
+        d.fit_rows.to_string(),
+    );
     report.fact("unusable rows", d.bad_rows.len().to_string());
 
     let mut s = Section::new("Model against gold");

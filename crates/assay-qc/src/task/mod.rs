@@ -36,6 +36,12 @@ pub struct Settings {
     pub labels: PathBuf,
     /// The gold column.
     pub gold: String,
+    /// The task: gold values are matched to its outcomes (names, aliases, case) exactly as `assay label` and
+    /// `assay eval` match them ([`assay_core::TaskSpec::gold_indices`]).
+    pub spec: assay_core::TaskSpec,
+    /// Also compare the rows the fitted calibration learned from (`assay.calibration_fit`); by default they are
+    /// left out, so the figures are on held-out rows.
+    pub include_fit_rows: bool,
     /// The accuracy the auto-accept confidence threshold must reach, in (0, 1].
     pub target_accuracy: f64,
     /// The error rate the auto-accepted rows must stay under to pass the audit, in (0, 1).
@@ -68,6 +74,8 @@ pub struct Data {
     pub rows: Vec<Compared>,
     /// Rows without a gold label (not compared).
     pub no_gold: usize,
+    /// Gold rows the fitted calibration learned from, left out of the figures (0 with `include_fit_rows`).
+    pub fit_rows: usize,
     /// (1-based row, reason) for rows that could not be used.
     pub bad_rows: Vec<(u64, String)>,
 }
@@ -87,6 +95,7 @@ pub fn load(settings: &Settings) -> Result<Data> {
     )?;
     let mut raw: Vec<RawRow> = Vec::new();
     let mut no_gold = 0;
+    let mut fit_rows = 0;
     let mut bad_rows = Vec::new();
     for row in reader {
         let row = match row {
@@ -108,6 +117,11 @@ pub fn load(settings: &Settings) -> Result<Data> {
                 continue;
             }
         };
+        let gold = canonical_gold(&settings.spec, gold);
+        if !settings.include_fit_rows && is_fit_row(row.values.get("assay")) {
+            fit_rows += 1;
+            continue;
+        }
         match model_answer(row.values.get("assay")) {
             Ok((label, confidence, distribution)) => {
                 raw.push((gold, label, confidence, number, distribution))
@@ -120,8 +134,29 @@ pub fn load(settings: &Settings) -> Result<Data> {
         labels,
         rows,
         no_gold,
+        fit_rows,
         bad_rows,
     })
+}
+
+/// A gold value as the outcome name it matches (an alias or another spelling becomes the label's name), or as
+/// written when it matches none.
+fn canonical_gold(spec: &assay_core::TaskSpec, gold: String) -> String {
+    match spec
+        .gold_indices(Some(&Value::String(gold.clone())))
+        .as_deref()
+    {
+        Some([index]) => spec.outcome_names().get(*index).cloned().unwrap_or(gold),
+        _ => gold,
+    }
+}
+
+/// Whether a row's `assay` object marks it as one the fitted calibration learned from.
+fn is_fit_row(value: Option<&Value>) -> bool {
+    assay_object(value)
+        .ok()
+        .and_then(|a| a.get("calibration_fit").and_then(Value::as_bool))
+        == Some(true)
 }
 
 /// The `assay` object of a row: an object, or (from a flat table) a JSON string holding one.

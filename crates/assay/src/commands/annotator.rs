@@ -56,7 +56,7 @@ pub fn run(settings: &Settings, command: AnnotatorCommand) -> anyhow::Result<Exi
                 "added {role} {}; their token (shown only now) is:",
                 args.name
             );
-            println!("{token}");
+            outln!("{token}");
         }
         AnnotatorCommand::List => {
             let mut table = Table::new();
@@ -71,7 +71,7 @@ pub fn run(settings: &Settings, command: AnnotatorCommand) -> anyhow::Result<Exi
                     a.created_at.get(..19).unwrap_or("").replace('T', " "),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use assay_core::{TaskKind, TaskSpec};
+use assay_core::{CalibrationMethod, TaskKind, TaskSpec};
+use assay_label::calibrate::{in_fit_split, MIN_FIT_ROWS};
 use assay_label::eval::{
     classify_figures, judged_pairs, ColumnFigures, JudgedPairs, PreferenceReport,
 };
@@ -14,6 +15,7 @@ use assay_label::judgment::PairJudgment;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
+use super::Hinted;
 use crate::settings::{runtime, Settings};
 
 /// Arguments of `assay eval`.
@@ -43,10 +45,20 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let store = settings.open_store(&rt)?;
     let read = |spec: &TaskSpec, path: &std::path::Path, annotator: Option<&str>| {
-        task_labels(&store, &rt, spec, annotator, path, &settings.store).map(|t| t.labels)
+        task_labels(
+            &store,
+            &rt,
+            spec,
+            annotator,
+            path,
+            &settings.store_display(),
+        )
+        .map(|t| t.labels)
     };
-    let labels = read(&spec, &args.task, args.annotator.as_deref())?;
+    let mut labels = read(&spec, &args.task, args.annotator.as_deref())?;
+    check_human_columns(&labels, &args.human)?;
     let judge = labels[0].annotator.clone();
+    let fit_rows = leave_out_fit_rows(&spec, &mut labels);
     let report = match spec.kind {
         _ if spec.judges_pairs() => {
             let main = judged_pairs(&spec, &labels, &args.human);
@@ -128,6 +140,11 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
             if spec.kind == TaskKind::MultiLabel {
                 bail!("eval of multi-label tasks is not built yet; `assay label` prints their gold metrics");
             }
+            if fit_rows > 0 {
+                outln!(
+                    "held-out rows only: {fit_rows} rows the calibration was fitted on are left out, as in `assay label`'s gold figures"
+                );
+            }
             print_classify(
                 &spec,
                 labels.len(),
@@ -141,6 +158,63 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every `--human` column must exist in the labeled rows: a misspelt one would count every pair as a tie.
+fn check_human_columns(
+    labels: &[assay_store::LabeledRecord],
+    humans: &[String],
+) -> anyhow::Result<()> {
+    let mut columns = std::collections::BTreeSet::new();
+    for label in labels {
+        if let Some(data) = label.data.as_object() {
+            columns.extend(data.keys().cloned());
+        }
+    }
+    let missing: Vec<String> = humans
+        .iter()
+        .filter(|h| !columns.contains(*h))
+        .map(|h| format!("`{h}`"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Hinted {
+        message: format!(
+            "--human: no labeled row has the column{} {}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        ),
+        hint: format!(
+            "the columns of the labeled rows are: {}",
+            columns.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    }
+    .into())
+}
+
+/// A classify task whose calibration was fitted on part of its gold rows: those rows are left out (the figures
+/// are on held-out rows, as `assay label` reports them); returns how many.
+fn leave_out_fit_rows(spec: &TaskSpec, labels: &mut Vec<assay_store::LabeledRecord>) -> usize {
+    let Some(gold) = spec.gold.as_deref() else {
+        return 0;
+    };
+    let fitting = matches!(spec.kind, TaskKind::Classify | TaskKind::MultiLabel)
+        && matches!(
+            spec.calibration.method,
+            CalibrationMethod::Fitted | CalibrationMethod::Auto
+        );
+    let c = &spec.calibration;
+    let in_fit = |l: &assay_store::LabeledRecord| {
+        spec.gold_indices(l.data.get(gold)).is_some()
+            && in_fit_split(c.seed, l.row_index, c.fit_share)
+    };
+    let fit = labels.iter().filter(|l| in_fit(l)).count();
+    if !fitting || fit < MIN_FIT_ROWS {
+        return 0;
+    }
+    labels.retain(|l| !in_fit(l));
+    fit
+}
+
 /// `rated`: the task rated each response on its own, so there are no orders to show.
 fn print_preferences(
     report: &PreferenceReport,
@@ -150,7 +224,7 @@ fn print_preferences(
     rated: bool,
 ) {
     let this = report;
-    println!("task {task}  judge {judge}  pairs {}", this.pairs);
+    outln!("task {task}  judge {judge}  pairs {}", this.pairs);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec![
@@ -182,18 +256,19 @@ fn print_preferences(
         row.extend(v.kappa_humans.iter().map(|k| opt3(*k)));
         table.add_row(row);
     }
-    println!("{table}");
-    println!(
+    outln!("{table}");
+    outln!(
         "position flip rate (same position won in both orders): {}   position-consistent: {}",
         opt_pct(this.position_flip_rate),
         opt_pct(this.position_consistent_rate)
     );
     for (name, rate) in &this.other_flip_rates {
-        println!("  {name}: position flip rate {}", opt_pct(*rate));
+        outln!("  {name}: position flip rate {}", opt_pct(*rate));
     }
-    println!(
+    outln!(
         "AI ties (tie margin): {}   human majority a tie or split: {}",
-        this.ai_ties, this.human_tie_or_split
+        this.ai_ties,
+        this.human_tie_or_split
     );
     if !this.human_kappas.is_empty() {
         let mut people = Table::new();
@@ -202,12 +277,12 @@ fn print_preferences(
         for (a, b, k) in &this.human_kappas {
             people.add_row([format!("{} vs {}", humans[*a], humans[*b]), opt3(*k)]);
         }
-        println!("{people}");
+        outln!("{people}");
     }
 }
 
 fn print_classify(spec: &TaskSpec, labels: usize, figures: &[ColumnFigures]) -> serde_json::Value {
-    println!("task {}  labels {labels}", spec.name);
+    outln!("task {}  labels {labels}", spec.name);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header([
@@ -229,7 +304,7 @@ fn print_classify(spec: &TaskSpec, labels: usize, figures: &[ColumnFigures]) -> 
             opt3(f.kappa),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     serde_json::json!(figures)
 }
 

@@ -76,12 +76,12 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         &spec,
         args.annotator.as_deref(),
         &args.task,
-        &settings.store,
+        &settings.store_display(),
     )?;
     if format == ExportFormat::Labels {
         let out = export::label_rows(&spec, &labels);
         assay_io::write_output(&output, &out.rows, &assay_io::ParquetOptions::default())?;
-        println!(
+        outln!(
             "wrote {} labels to {} ({} decided by people, {} by the model)",
             out.rows.len(),
             output.display(),
@@ -97,7 +97,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let out = export::pair_rows(&spec, &labels, format, filter)?;
     assay_io::write_output(&output, &out.rows, &assay_io::ParquetOptions::default())?;
     let fate = |kept: bool| if kept { "kept" } else { "left out" };
-    println!(
+    outln!(
         "wrote {} pairs to {} ({} judged, {} by people: {} ties, {}; {} position-inconsistent, {}{})",
         out.rows.len(),
         output.display(),

@@ -34,7 +34,7 @@ pub fn run(settings: &Settings, command: ModelCommand) -> anyhow::Result<ExitCod
             let model = cache
                 .fetch(&name)
                 .with_context(|| format!("fetching model {name}"))?;
-            println!(
+            outln!(
                 "{}  {}  sha256:{}  {}",
                 model.name,
                 model.path.display(),
@@ -75,8 +75,8 @@ pub fn run(settings: &Settings, command: ModelCommand) -> anyhow::Result<ExitCod
                     model.source.clone(),
                 ]);
             }
-            println!("{table}");
-            println!("cache: {}", settings.home.join("models").display());
+            outln!("{table}");
+            outln!("cache: {}", settings.home.join("models").display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -25,7 +25,7 @@ pub struct QcArgs {
 
 fn print(qc: &ProjectQc, confidence: f64) {
     let level = format!("{:.0}%", 100.0 * confidence);
-    println!("project {}", qc.project);
+    outln!("project {}", qc.project);
     let header = format!("machine = people's plurality [{level} CI]");
     let mut reasons = table(&["routed because", "items", "answered", &header]);
     for r in &qc.reasons {
@@ -36,8 +36,8 @@ fn print(qc: &ProjectQc, confidence: f64) {
             r.machine_vs_people.show(),
         ]);
     }
-    println!("{reasons}");
-    println!(
+    outln!("{reasons}");
+    outln!(
         "machine accuracy on what it auto-accepts (from the audit sample): {}",
         qc.machine_accuracy_audit.show()
     );
@@ -59,9 +59,9 @@ fn print(qc: &ProjectQc, confidence: f64) {
             p.agreement_with_others.show(),
         ]);
     }
-    println!("{people}");
+    outln!("{people}");
     let opt = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.3}"));
-    println!(
+    outln!(
         "between people ({} items answered by two or more): Krippendorff's alpha {}, percent agreement {}",
         qc.items_with_two_or_more_answers,
         opt(qc.krippendorff_alpha),

@@ -32,6 +32,10 @@ pub struct QcArgs {
     /// With a task: the labeled rows to read instead of the task's `output` (JSONL or Parquet).
     #[arg(long, value_name = "FILE", requires = "task")]
     labels: Option<PathBuf>,
+    /// With a task: also count the rows the fitted calibration learned from (by default the figures are on
+    /// held-out rows only, as `assay label` reports them).
+    #[arg(long, requires = "task")]
+    include_fit_rows: bool,
     /// With a task: the accuracy the auto-accept confidence threshold must reach.
     #[arg(long, default_value_t = 0.95, value_name = "P")]
     target_accuracy: f64,
@@ -104,6 +108,7 @@ pub fn run(args: QcArgs) -> anyhow::Result<ExitCode> {
             args.target_accuracy,
             args.target_error,
             args.confidence,
+            args.include_fit_rows,
         )?);
     }
     let settings = QcSettings {
@@ -172,7 +177,7 @@ pub(super) fn hinted(err: assay_qc::Error) -> anyhow::Error {
 pub(super) fn write_report(path: &Path, report: &assay_report::Report) -> anyhow::Result<()> {
     write_atomically(path, report.to_html().as_bytes())
         .with_context(|| format!("writing the HTML report {}", path.display()))?;
-    println!("HTML report: {}", path.display());
+    outln!("HTML report: {}", path.display());
     Ok(())
 }
 
@@ -218,7 +223,7 @@ pub(super) fn right_align(t: &mut Table, from: usize) {
 
 fn print_summary(settings: &QcSettings, d: &Data, qc: &Qc) {
     let gold_items = qc.gold.as_ref().map_or(0, |g| g.gold_items);
-    println!(
+    outln!(
         "{} answers from {} annotators on {} items; labels: {}",
         d.answers.len(),
         d.annotators.len(),
@@ -226,13 +231,13 @@ fn print_summary(settings: &QcSettings, d: &Data, qc: &Qc) {
         d.labels.join(", ")
     );
     if settings.qc.gold.is_some() {
-        println!(
+        outln!(
             "gold labels for {gold_items} of the items ({} gold rows for items without answers)",
             d.gold_unmatched
         );
     }
     if d.repeats > 0 {
-        println!(
+        outln!(
             "{} repeated answers (same annotator, same item): agreement uses each annotator's first, aggregation all",
             d.repeats
         );
@@ -250,18 +255,18 @@ fn print_bad_rows(bad: &[BadRow]) {
         if rows.is_empty() {
             continue;
         }
-        println!("skipped {} bad rows in the {file} file:", rows.len());
+        outln!("skipped {} bad rows in the {file} file:", rows.len());
         for b in rows.iter().take(ROW_ERRORS_SHOWN) {
-            println!("  row {}: {}", b.row, b.reason);
+            outln!("  row {}: {}", b.row, b.reason);
         }
         if rows.len() > ROW_ERRORS_SHOWN {
-            println!("  ... and {} more", rows.len() - ROW_ERRORS_SHOWN);
+            outln!("  ... and {} more", rows.len() - ROW_ERRORS_SHOWN);
         }
     }
 }
 
 fn print_agreement(settings: &QcSettings, d: &Data, qc: &Qc) {
-    println!("\nagreement");
+    outln!("\nagreement");
     let mut t = table(&["measure", "value"]);
     t.add_row(["percent agreement".into(), num(&qc.percent)]);
     t.add_row(["Fleiss' kappa".into(), num(&qc.fleiss)]);
@@ -298,10 +303,10 @@ fn print_agreement(settings: &QcSettings, d: &Data, qc: &Qc) {
         Pairwise::Matrix(_) => {}
     }
     right_align(&mut t, 1);
-    println!("{t}");
+    outln!("{t}");
     if let Pairwise::Matrix(m) = &qc.pairwise {
         if d.annotators.len() >= 2 {
-            println!("Cohen's kappa between annotators (shared items)");
+            outln!("Cohen's kappa between annotators (shared items)");
             let mut header = vec![""];
             header.extend(d.annotators.iter().map(String::as_str));
             let mut t = table(&header);
@@ -316,13 +321,13 @@ fn print_agreement(settings: &QcSettings, d: &Data, qc: &Qc) {
                 t.add_row(cells);
             }
             right_align(&mut t, 1);
-            println!("{t}");
+            outln!("{t}");
         }
     }
 }
 
 fn print_aggregation(qc: &Qc) {
-    println!("\naggregation");
+    outln!("\naggregation");
     let labelled = qc.votes.iter().filter(|v| v.label.is_some()).count();
     let ds_labelled = qc.ds.labels.iter().filter(|l| l.is_some()).count();
     let mut t = table(&["", "majority vote", "Dawid-Skene"]);
@@ -352,13 +357,13 @@ fn print_aggregation(qc: &Qc) {
         ]);
     }
     right_align(&mut t, 1);
-    println!("{t}");
-    println!(
+    outln!("{t}");
+    outln!(
         "majority vote and Dawid-Skene give the same label on {} of the majority-labelled items",
         qc.mv_ds.show()
     );
     for c in &qc.confidence {
-        println!(
+        outln!(
             "{} confidence on {} gold items: ECE ({DEFAULT_ECE_BINS} bins) {:.3}; accuracy at 50% coverage {}",
             c.name,
             c.items,
@@ -369,11 +374,11 @@ fn print_aggregation(qc: &Qc) {
 }
 
 fn print_annotators(settings: &QcSettings, d: &Data, qc: &Qc) {
-    println!("\nannotators");
+    outln!("\nannotators");
     let r = &qc.annotators;
     let flagged = r.scores.iter().filter(|s| s.flagged).count();
     match (r.flag_basis, r.median, r.cutoff) {
-        (Some(basis), Some(median), Some(cutoff)) => println!(
+        (Some(basis), Some(median), Some(cutoff)) => outln!(
             "{flagged} of {} flagged: {} accuracy below {cutoff:.3} (median {median:.3}, MAD {:.3})",
             d.annotators.len(),
             match basis {
@@ -382,7 +387,7 @@ fn print_annotators(settings: &QcSettings, d: &Data, qc: &Qc) {
             },
             r.mad.unwrap_or(0.0)
         ),
-        _ => println!(
+        _ => outln!(
             "nobody flagged: fewer than three annotators have {} gold answers or answers",
             AnnotatorOptions::default().min_items
         ),
@@ -401,9 +406,9 @@ fn print_annotators(settings: &QcSettings, d: &Data, qc: &Qc) {
         t.add_row(annotator_cells(d, &r.scores[j]));
     }
     right_align(&mut t, 1);
-    println!("{t}");
+    outln!("{t}");
     if order.len() > settings.max_annotators {
-        println!(
+        outln!(
             "... and {} more annotators{}",
             order.len() - settings.max_annotators,
             if settings.html.is_some() {
@@ -416,7 +421,7 @@ fn print_annotators(settings: &QcSettings, d: &Data, qc: &Qc) {
 }
 
 fn print_audit(settings: &QcSettings, qc: &Qc) {
-    println!("\naudit");
+    outln!("\naudit");
     let mut t = table(&["", "value"]);
     match &qc.audit {
         Some(a) => {
@@ -462,5 +467,5 @@ fn print_audit(settings: &QcSettings, qc: &Qc) {
         format!("{} items", qc.zero_defect),
     ]);
     right_align(&mut t, 1);
-    println!("{t}");
+    outln!("{t}");
 }

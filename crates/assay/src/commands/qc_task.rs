@@ -31,6 +31,7 @@ impl TaskQcSettings {
         target_accuracy: f64,
         target_error: f64,
         confidence: f64,
+        include_fit_rows: bool,
     ) -> anyhow::Result<Self> {
         if !(target_accuracy > 0.0 && target_accuracy <= 1.0) {
             anyhow::bail!("--target-accuracy must be in (0, 1], not {target_accuracy}");
@@ -43,7 +44,7 @@ impl TaskQcSettings {
                     .into(),
         })?;
         let labels =
-            match labels.or(spec.output.clone()) {
+            match labels.or_else(|| spec.output.clone()) {
                 Some(path) => path,
                 None => return Err(Hinted {
                     message: format!("the task {} names no output file", task.display()),
@@ -67,6 +68,8 @@ impl TaskQcSettings {
                 task,
                 labels,
                 gold,
+                spec,
+                include_fit_rows,
                 target_accuracy,
                 target_error,
                 confidence,
@@ -88,7 +91,7 @@ pub fn run(settings: TaskQcSettings) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(settings: &task::Settings, d: &Data, qc: &Qc) {
-    println!(
+    outln!(
         "{}: {} rows with gold `{}` and a model label ({} without gold, {} unusable)",
         settings.labels.display(),
         qc.n,
@@ -96,7 +99,13 @@ fn print_summary(settings: &task::Settings, d: &Data, qc: &Qc) {
         d.no_gold,
         d.bad_rows.len()
     );
-    println!(
+    if d.fit_rows > 0 {
+        outln!(
+            "held-out rows only: {} rows the calibration was fitted on are left out (--include-fit-rows counts them)",
+            d.fit_rows
+        );
+    }
+    outln!(
         "accuracy {} ({} labels); ECE ({DEFAULT_ECE_BINS} bins) {:.3}",
         pct(qc.accuracy),
         d.labels.len(),
@@ -105,19 +114,19 @@ fn print_summary(settings: &task::Settings, d: &Data, qc: &Qc) {
     print_curves(settings, qc);
     print_confusion(d, qc);
     match &qc.audit {
-        Some(a) => println!("\naudit: {}", audit_text(settings, a)),
-        None => println!(
-            "\naudit: no threshold reaches the target accuracy, so nothing is auto-accepted"
-        ),
+        Some(a) => outln!("\naudit: {}", audit_text(settings, a)),
+        None => {
+            outln!("\naudit: no threshold reaches the target accuracy, so nothing is auto-accepted")
+        }
     }
     print_label_issues(d, qc);
     if !d.bad_rows.is_empty() {
-        println!("\n{} rows could not be used:", d.bad_rows.len());
+        outln!("\n{} rows could not be used:", d.bad_rows.len());
         for (row, reason) in d.bad_rows.iter().take(ROW_ERRORS_SHOWN) {
-            println!("  row {row}: {reason}");
+            outln!("  row {row}: {reason}");
         }
         if d.bad_rows.len() > ROW_ERRORS_SHOWN {
-            println!("  ... and {} more", d.bad_rows.len() - ROW_ERRORS_SHOWN);
+            outln!("  ... and {} more", d.bad_rows.len() - ROW_ERRORS_SHOWN);
         }
     }
 }
@@ -134,7 +143,7 @@ fn print_curves(settings: &task::Settings, qc: &Qc) {
         ]);
     }
     right_align(&mut t, 1);
-    println!("\nReliability ({RELIABILITY_BINS} bins)\n{t}");
+    outln!("\nReliability ({RELIABILITY_BINS} bins)\n{t}");
 
     let mut t = table(&["coverage", "threshold", "kept", "accuracy"]);
     let mut last_kept = 0;
@@ -152,8 +161,8 @@ fn print_curves(settings: &task::Settings, qc: &Qc) {
         }
     }
     right_align(&mut t, 0);
-    println!("\nAccuracy vs coverage\n{t}");
-    println!("threshold: {}", threshold_text(settings, qc));
+    outln!("\nAccuracy vs coverage\n{t}");
+    outln!("threshold: {}", threshold_text(settings, qc));
 }
 
 fn print_confusion(d: &Data, qc: &Qc) {
@@ -172,7 +181,7 @@ fn print_confusion(d: &Data, qc: &Qc) {
     } else {
         String::new()
     };
-    println!("\nConfusion matrix{note}\n{t}");
+    outln!("\nConfusion matrix{note}\n{t}");
 }
 
 fn print_label_issues(d: &Data, qc: &Qc) {
@@ -188,7 +197,7 @@ fn print_label_issues(d: &Data, qc: &Qc) {
                 ]);
             }
             let more = issues.len().saturating_sub(LABEL_ISSUES_SHOWN);
-            println!(
+            outln!(
                 "\nPossible errors in the gold column (confident learning): {} of {} rows flagged, most likely \
                  wrong first{}\n{t}\nCandidates for a second look, not verdicts: confident learning trusts the \
                  model's probabilities, so a weak model also flags its own mistakes.",
@@ -202,7 +211,7 @@ fn print_label_issues(d: &Data, qc: &Qc) {
             );
         }
         Some(_) => {
-            println!("\nPossible errors in the gold column (confident learning): none flagged")
+            outln!("\nPossible errors in the gold column (confident learning): none flagged")
         }
         None => {}
     }

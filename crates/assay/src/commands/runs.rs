@@ -34,7 +34,8 @@ pub fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<ExitCode> {
     table.set_header(header);
     for r in &runs {
         let mut row = vec![
-            r.id[..8].to_string(),
+            // The whole id: a UUID v7 starts with its time, so short prefixes of runs close in time collide.
+            r.id.clone(),
             r.task.clone(),
             r.dataset.clone(),
             r.annotator.clone(),
@@ -60,6 +61,6 @@ pub fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<ExitCode> {
         }
         table.add_row(row);
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }
