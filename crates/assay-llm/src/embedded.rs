@@ -29,6 +29,10 @@ use crate::{Error, ItemScores, ModelInfo, Result, ScoreStats, Scorer};
 /// llama.cpp allows this many sequence ids; id 0 holds the shared prefix.
 const MAX_SEQUENCES: usize = 256;
 
+/// KV cells a scorer's context has after the prefix at first; it grows for a longer item, up to the model's
+/// trained context ([`EmbeddedScorer::grow`]).
+const FIRST_ROOM: usize = 2048;
+
 static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
 
 pub(crate) fn backend() -> Result<&'static LlamaBackend> {
@@ -432,7 +436,6 @@ impl<'m> EmbeddedScorer<'m> {
         prefix_probe: &PromptSpec,
         options: ScorerOptions,
     ) -> Result<Self> {
-        let backend = backend()?;
         let format = model.effective_format(options.format);
         let options = ScorerOptions { format, ..options };
         let rendered = model.render(prefix_probe, format)?;
@@ -455,7 +458,7 @@ impl<'m> EmbeddedScorer<'m> {
         let n_ctx_train = model.model.n_ctx_train() as usize;
         let room = options
             .batch_tokens
-            .max(2048)
+            .max(FIRST_ROOM)
             .min(n_ctx_train.saturating_sub(prefix.len()));
         if room < 64 {
             return Err(Error::Prompt(format!(
@@ -463,22 +466,7 @@ impl<'m> EmbeddedScorer<'m> {
                 prefix.len()
             )));
         }
-        let n_ctx = ((prefix.len() + room) as u32).next_multiple_of(256);
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(n_ctx))
-            // llama.cpp reserves outputs for at least every sequence id, and no more than one batch holds.
-            .with_n_batch(options.batch_tokens.max(MAX_SEQUENCES) as u32)
-            .with_n_ubatch(options.batch_tokens.min(512) as u32)
-            .with_n_seq_max(MAX_SEQUENCES as u32)
-            .with_kv_unified(true)
-            // Flash attention on the CPU made scores depend on what else was in the batch; plain attention is exact.
-            .with_flash_attention_policy(0)
-            .with_n_threads(options.threads as i32)
-            .with_n_threads_batch(options.threads as i32);
-        let ctx = model
-            .model
-            .new_context(backend, params)
-            .map_err(|e| Error::Backend(format!("creating context: {e}")))?;
+        let ctx = Self::context(model, prefix.len() + room, options)?;
         let mut scorer = Self {
             model,
             ctx,
@@ -491,6 +479,45 @@ impl<'m> EmbeddedScorer<'m> {
         };
         scorer.load_prefix()?;
         Ok(scorer)
+    }
+
+    /// A llama.cpp context of at least `cells` KV cells.
+    fn context(
+        model: &'m EmbeddedModel,
+        cells: usize,
+        options: ScorerOptions,
+    ) -> Result<LlamaContext<'m>> {
+        let n_ctx = (cells as u32).next_multiple_of(256);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            // llama.cpp reserves outputs for at least every sequence id, and no more than one batch holds.
+            .with_n_batch(options.batch_tokens.max(MAX_SEQUENCES) as u32)
+            .with_n_ubatch(options.batch_tokens.min(512) as u32)
+            .with_n_seq_max(MAX_SEQUENCES as u32)
+            .with_kv_unified(true)
+            // Flash attention on the CPU made scores depend on what else was in the batch; plain attention is exact.
+            .with_flash_attention_policy(0)
+            .with_n_threads(options.threads as i32)
+            .with_n_threads_batch(options.threads as i32);
+        model
+            .model
+            .new_context(backend()?, params)
+            .map_err(|e| Error::Backend(format!("creating context: {e}")))
+    }
+
+    /// Make room for an item of `tokens` tokens after the prefix (at most the model's trained context): a new,
+    /// larger context, kept for the rest of the run, with the prefix decoded into it again. Scores do not depend
+    /// on the context's size (tests/embedded.rs checks that items after a long one score bit-identically).
+    fn grow(&mut self, tokens: usize) -> Result<()> {
+        let n_ctx_train = self.model.model.n_ctx_train() as usize;
+        let room = tokens
+            .next_multiple_of(1024)
+            .min(n_ctx_train.saturating_sub(self.prefix.len()))
+            .max(tokens);
+        tracing::debug!(from = self.room, to = room, "growing the llama.cpp context");
+        self.ctx = Self::context(self.model, self.prefix.len() + room, self.options)?;
+        self.room = room;
+        self.load_prefix()
     }
 
     /// Decode the prefix into sequence 0 and attach it to every other sequence id.
@@ -526,12 +553,13 @@ impl<'m> EmbeddedScorer<'m> {
         Ok(())
     }
 
-    /// The scoring sequences of one request, or why it cannot be scored.
+    /// The scoring sequences of one request and the KV cells they need after the prefix, or why it cannot be
+    /// scored.
     fn plan(
         &self,
         item: usize,
         request: &ScoreRequest,
-    ) -> std::result::Result<Vec<PlannedLeaf>, String> {
+    ) -> std::result::Result<(Vec<PlannedLeaf>, usize), String> {
         let mut leaves = Vec::new();
         let separator = match self.options.format {
             PromptFormat::Chat => "",
@@ -581,15 +609,23 @@ impl<'m> EmbeddedScorer<'m> {
             Trie::build(&leaves.iter().map(|l| l.leaf.clone()).collect::<Vec<_>>())
                 .nodes
                 .len();
-        let room = self.room;
-        if own_tokens > room || leaves.len() >= MAX_SEQUENCES {
+        let n_ctx_train = self.model.model.n_ctx_train() as usize;
+        let room = n_ctx_train.saturating_sub(self.prefix.len());
+        if own_tokens > room {
             return Err(format!(
-                "the item needs {own_tokens} tokens in {} sequences; the context has room for {room} tokens and {} sequences",
+                "the item needs {own_tokens} tokens after the {} of the instructions and examples; the model was \
+                 trained on a context of {n_ctx_train} tokens, leaving room for {room}",
+                self.prefix.len()
+            ));
+        }
+        if leaves.len() >= MAX_SEQUENCES {
+            return Err(format!(
+                "the item needs {} sequences (one per option); llama.cpp allows {}",
                 leaves.len(),
                 MAX_SEQUENCES - 1
             ));
         }
-        Ok(leaves)
+        Ok((leaves, own_tokens))
     }
 
     /// Score one group of leaves that fits the context and the sequence ids; returns one score per leaf.
@@ -769,7 +805,12 @@ impl Scorer for EmbeddedScorer<'_> {
         // cannot be scored gets its reason.
         for (i, request) in requests.iter().enumerate() {
             let planned = match self.plan(i, request) {
-                Ok(planned) => planned,
+                Ok((planned, cells)) => {
+                    if cells > self.room {
+                        self.grow(cells)?;
+                    }
+                    planned
+                }
                 Err(reason) => {
                     results[i] = Err(reason);
                     continue;

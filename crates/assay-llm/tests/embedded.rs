@@ -226,3 +226,49 @@ fn issue_11_row_text_never_becomes_control_tokens() {
         0.02,
     );
 }
+
+/// Issue 11 §2.2: an item longer than the first context (2,048 tokens after the prefix) is scored as long as it
+/// fits the model's trained context (8,192 for SmolLM2); the context grows for it, and the items after it score
+/// exactly as in a scorer that never grew. Past the trained length the item is refused with that limit named.
+#[test]
+fn issue_11_items_up_to_the_trained_context_are_scored() {
+    let model = model();
+    let spec = spec("classify", r#"["ham", "spam"]"#);
+    let prompts = PromptBuilder::new(&spec).unwrap();
+    let options = ScorerOptions {
+        format: PromptFormat::Chat,
+        threads: 2,
+        batch_tokens: 512,
+        strategy: Strategy::CachedBatched,
+    };
+    let sentence =
+        "The committee met again on Tuesday and the budget was approved after a long debate. ";
+    let long = sentence.repeat(150);
+    let long_tokens = model
+        .prompt_tokens(
+            &prompts.request(&long).branches[0].prompt,
+            PromptFormat::Chat,
+        )
+        .unwrap()
+        .len();
+    assert!((2400..8000).contains(&long_tokens), "{long_tokens}");
+    let too_long = sentence.repeat(600);
+
+    let mut scorer = model.scorer(&prompts.prefix_probe(), options).unwrap();
+    let requests: Vec<_> = [TEXTS[0], &long, TEXTS[1], &too_long]
+        .iter()
+        .map(|t| prompts.request(t))
+        .collect();
+    let results = scorer.score(&requests).unwrap();
+    let long_scores = results[1].as_ref().expect("the long item is scored");
+    assert!(long_scores[0].iter().all(|x| x.is_finite() && *x < 0.0));
+    let refused = results[3].as_ref().unwrap_err();
+    assert!(refused.contains("8192"), "{refused}");
+
+    let mut fresh = model.scorer(&prompts.prefix_probe(), options).unwrap();
+    let alone = fresh
+        .score(&[prompts.request(TEXTS[0]), prompts.request(TEXTS[1])])
+        .unwrap();
+    assert_eq!(results[0], alone[0]);
+    assert_eq!(results[2], alone[1], "the item after the long one");
+}
