@@ -449,13 +449,13 @@ fn print_served(s: &ServedSummary) {
 
 /// The probe: what it learned from, and it beside the LLM on rows neither saw.
 fn print_probe(p: &assay_label::probe::ProbeSummary) {
-    println!(
+    outln!(
         "probe on {}: trained on {} labeled rows ({} answered by people), {} texts embedded in this run",
         p.embedder, p.train_rows, p.people_rows, p.embedded_this_run
     );
-    println!("labeler: {} ({})", p.labeler, p.reason);
+    outln!("labeler: {} ({})", p.labeler, p.reason);
     let (Some(probe), Some(llm)) = (&p.held_out_probe, &p.held_out_llm) else {
-        println!("no held-out gold rows to compare them on");
+        outln!("no held-out gold rows to compare them on");
         return;
     };
     let mut table = Table::new();
@@ -467,10 +467,18 @@ fn print_probe(p: &assay_label::probe::ProbeSummary) {
     ]);
     for (name, a, b) in [
         ("accuracy", pct(llm.accuracy), pct(probe.accuracy)),
-        ("macro-F1", format!("{:.3}", llm.macro_f1), format!("{:.3}", probe.macro_f1)),
-        ("ECE (15 bins)", format!("{:.3}", llm.ece), format!("{:.3}", probe.ece)),
+        (
+            "macro-F1",
+            format!("{:.3}", llm.macro_f1),
+            format!("{:.3}", probe.macro_f1),
+        ),
+        (
+            "ECE (15 bins)",
+            format!("{:.3}", llm.ece),
+            format!("{:.3}", probe.ece),
+        ),
     ] {
         table.add_row([name.to_string(), a, b]);
     }
-    println!("{table}");
+    outln!("{table}");
 }
