@@ -34,16 +34,105 @@ pub struct Calibrator {
     fitted: Option<Vec<FittedCalibration>>,
     /// `none`, `contextual`, `fitted`, `contextual+fitted`, or why pairs and ratings have none.
     pub name: String,
+    /// `method = "auto"`: what the cross-validation on the fit rows compared and chose.
+    pub choice: Option<String>,
 }
 
 impl Calibrator {
     /// The calibration of `spec` from the content-free inputs' units and the fit split's gold rows.
     pub fn build(spec: &TaskSpec, content_free: &[Vec<Vec<f64>>], fit: &[FitRow]) -> Result<Self> {
-        let method = spec.calibration.method;
+        if spec.calibration.method == CalibrationMethod::Auto
+            && fit.len() >= MIN_FIT_ROWS
+            && matches!(spec.kind, TaskKind::Classify | TaskKind::MultiLabel)
+        {
+            return Self::choose(spec, content_free, fit);
+        }
+        Self::build_with(
+            spec,
+            spec.calibration.method,
+            !content_free.is_empty(),
+            content_free,
+            fit,
+        )
+    }
+
+    /// `auto` that never makes things worse: none, contextual, fitted and contextual + fitted compared by 5-fold
+    /// cross-validation on the fit rows (accuracy first, then log-loss; ties go to the simpler one), the winner
+    /// refitted on all of them.
+    fn choose(spec: &TaskSpec, content_free: &[Vec<Vec<f64>>], fit: &[FitRow]) -> Result<Self> {
+        let has_cf = !content_free.is_empty();
+        let candidates: Vec<(&str, CalibrationMethod, bool)> = [
+            ("none", CalibrationMethod::None, false),
+            ("contextual", CalibrationMethod::Contextual, true),
+            ("fitted", CalibrationMethod::Fitted, false),
+            ("contextual+fitted", CalibrationMethod::Auto, true),
+        ]
+        .into_iter()
+        .filter(|(_, _, needs_cf)| has_cf || !needs_cf)
+        .collect();
+        let fold = assay_learn::cv::folds(fit.len(), CV_FOLDS, spec.calibration.seed);
+        let mut scored = Vec::new();
+        for (name, method, use_cf) in &candidates {
+            let mut decisions = CvScore::default();
+            for f in 0..CV_FOLDS {
+                let train: Vec<FitRow> = fit
+                    .iter()
+                    .zip(&fold)
+                    .filter(|(_, &g)| g != f)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                let calibrator = Self::build_with(spec, *method, *use_cf, content_free, &train)?;
+                for (row, _) in fit.iter().zip(&fold).filter(|(_, &g)| g == f) {
+                    decisions.add(spec, &calibrator.apply(&row.0), &row.1);
+                }
+            }
+            scored.push((*name, *method, *use_cf, decisions));
+        }
+        let best = scored
+            .iter()
+            .enumerate()
+            .max_by(|(i, a), (j, b)| {
+                a.3.accuracy()
+                    .total_cmp(&b.3.accuracy())
+                    .then(b.3.log_loss().total_cmp(&a.3.log_loss()))
+                    .then(j.cmp(i))
+            })
+            .map(|(i, _)| i)
+            .expect("`none` is always a candidate");
+        let (name, method, use_cf, _) = &scored[best];
+        let mut chosen = Self::build_with(spec, *method, *use_cf, content_free, fit)?;
+        let figures: Vec<String> = scored
+            .iter()
+            .map(|(n, _, _, d)| {
+                format!(
+                    "{n} {:.1}% (log-loss {:.3})",
+                    100.0 * d.accuracy(),
+                    d.log_loss()
+                )
+            })
+            .collect();
+        chosen.choice = Some(format!(
+            "auto chose {name} by 5-fold cross-validated accuracy on {} fit rows: {}",
+            fit.len(),
+            figures.join(", ")
+        ));
+        Ok(chosen)
+    }
+
+    /// The calibration of one method; `use_contextual` says whether content-free inputs apply.
+    fn build_with(
+        spec: &TaskSpec,
+        method: CalibrationMethod,
+        use_contextual: bool,
+        content_free: &[Vec<Vec<f64>>],
+        fit: &[FitRow],
+    ) -> Result<Self> {
+        let content_free = if use_contextual { content_free } else { &[] };
         let none = |name: &str| Self {
             contextual: None,
             fitted: None,
             name: name.into(),
+            choice: None,
         };
         let slots = match spec.kind {
             TaskKind::Classify => 1,
@@ -133,6 +222,45 @@ impl Calibrator {
     }
 }
 
+/// Folds of the cross-validation that chooses the calibration.
+const CV_FOLDS: usize = 5;
+
+/// Accuracy and log-loss of calibrated decisions on held-out fit rows.
+#[derive(Debug, Clone, Default)]
+struct CvScore {
+    right: usize,
+    decisions: usize,
+    log_loss: f64,
+}
+
+impl CvScore {
+    fn add(&mut self, spec: &TaskSpec, units: &[Vec<f64>], gold: &[usize]) {
+        match spec.kind {
+            TaskKind::Classify | TaskKind::Rate => {
+                self.right += usize::from(argmax(&units[0]) == gold[0]);
+                self.decisions += 1;
+                self.log_loss -= units[0][gold[0]].max(1e-15).ln();
+            }
+            TaskKind::MultiLabel | TaskKind::Compare => {
+                for (s, u) in units.iter().enumerate() {
+                    let yes = gold.contains(&s);
+                    self.right += usize::from((u[0] >= spec.multi_label.threshold) == yes);
+                    self.decisions += 1;
+                    self.log_loss -= (if yes { u[0] } else { 1.0 - u[0] }).max(1e-15).ln();
+                }
+            }
+        }
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.right as f64 / self.decisions.max(1) as f64
+    }
+
+    fn log_loss(&self) -> f64 {
+        self.log_loss / self.decisions.max(1) as f64
+    }
+}
+
 /// Decisions on gold rows, accumulated one row at a time: (predicted, gold, confidence) per decision; multi-label
 /// tasks make one yes/no decision per (row, label).
 #[derive(Debug, Clone, Default)]
@@ -179,6 +307,37 @@ impl GoldDecisions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 item 6: `auto` never picks a calibration that cross-validates worse than none. Here the raw
+    /// model is right 90% of the time and its content-free prior is misleading: dividing it out would flip most
+    /// labels, so contextual calibration must lose.
+    #[test]
+    fn issue_12_auto_calibration_never_makes_accuracy_worse() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"t\"\ntype = \"classify\"\ninput = \"{{ x }}\"\nlabels = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let fit: Vec<FitRow> = (0..60)
+            .map(|i| {
+                let gold = i % 2;
+                let right = i % 10 != 0;
+                let p_a = if (gold == 0) == right { 0.6 } else { 0.4 };
+                (vec![vec![p_a, 1.0 - p_a]], vec![gold])
+            })
+            .collect();
+        // Content-free inputs that say the model leans hard towards `b`.
+        let content_free = vec![vec![vec![0.02, 0.98]]; 3];
+        let chosen = Calibrator::build(&spec, &content_free, &fit).unwrap();
+        let choice = chosen.choice.clone().unwrap();
+        assert!(!chosen.name.starts_with("contextual"), "{choice}");
+        let accuracy = |c: &Calibrator| {
+            fit.iter()
+                .filter(|(u, g)| argmax(&c.apply(u)[0]) == g[0])
+                .count()
+        };
+        let none = Calibrator::build_with(&spec, CalibrationMethod::None, false, &[], &fit).unwrap();
+        assert!(accuracy(&chosen) >= accuracy(&none), "{choice}");
+    }
 
     #[test]
     fn fit_split_is_deterministic_and_near_its_share() {

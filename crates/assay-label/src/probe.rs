@@ -514,10 +514,15 @@ impl TrainedProbe {
             "provenance": self.provenance(),
         });
         if self.chosen == Labeler::Probe {
+            let raw = assay
+                .as_object_mut()
+                .and_then(|o| o.remove("raw_distribution"))
+                .unwrap_or(Value::Null);
             assay["llm"] = json!({
                 "label": assay["label"].clone(),
                 "confidence": assay["confidence"].clone(),
                 "distribution": assay["distribution"].clone(),
+                "raw_distribution": raw,
             });
             assay["label"] = label.value.clone();
             assay["confidence"] = json!(label.confidence);

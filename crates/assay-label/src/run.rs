@@ -100,6 +100,9 @@ pub struct Summary {
     pub label_counts: Vec<(String, u64)>,
     pub confidence_histogram: Vec<u64>,
     pub calibration: String,
+    /// `auto` calibration: what the cross-validation compared and chose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration_choice: Option<String>,
     pub gold_rows: usize,
     pub fit_rows: usize,
     pub eval_rows: usize,
@@ -891,6 +894,9 @@ impl RowLabeler<'_> {
         if generated {
             assay["confidence"] = Value::Null;
             assay["distribution"] = Value::Null;
+        } else if self.calibrator.name != "none" && !spec.judges_pairs() {
+            // The model's own distribution stays beside the calibrated one.
+            assay["raw_distribution"] = label_from_units(spec, raw).distribution;
         }
         if let Some(usage) = stored.scores.get("usage") {
             assay["usage"] = usage.clone();
@@ -992,6 +998,7 @@ fn summarize(
         label_counts: written.label_counts,
         confidence_histogram: written.histogram,
         calibration: calibrator.name.clone(),
+        calibration_choice: calibrator.choice.clone(),
         gold_rows: written.gold_rows,
         fit_rows: written.fit_rows,
         eval_rows: written.eval_rows,

@@ -138,6 +138,9 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     print_summary(&summary);
+    if let Some(choice) = &summary.calibration_choice {
+        outln!("calibration: {choice}");
+    }
     if let Some(p) = &summary.probe {
         print_probe(p);
     }
