@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use assay_store::{AnswerOutcome, HumanAnswer, Refusal, Role};
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{new_secret, sha256_hex, Caller, SESSION_COOKIE};
+use crate::auth::{new_secret, session_cookie, sha256_hex, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::view::ProjectCtx;
 use crate::AppState;
@@ -34,14 +34,28 @@ fn annotator_json(a: &assay_store::Annotator) -> Value {
     json!(a)
 }
 
-pub async fn login(State(state): State<AppState>, body: Body<LoginBody>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body<LoginBody>,
+) -> ApiResult<Response> {
+    let client = crate::auth::client_ip(&state, &headers, peer.map(|p| p.0 .0));
+    let limiter = state.limiter();
+    if let Some(wait) = limiter.blocked(client) {
+        return Ok(crate::auth::too_many_failures(wait));
+    }
     let Json(body) = body?;
-    let Some(annotator) = state
-        .store()
-        .annotator_by_token(&sha256_hex(body.token.trim()))
-        .await?
-    else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"));
+    let hash = sha256_hex(body.token.trim());
+    let key = format!("t:{hash}");
+    let unknown = || ApiError::new(StatusCode::UNAUTHORIZED, "unknown token");
+    if limiter.known_unknown(&key) {
+        limiter.failed(client, None);
+        return Err(unknown());
+    }
+    let Some(annotator) = state.store().annotator_by_token(&hash).await? else {
+        limiter.failed(client, Some(&key));
+        return Err(unknown());
     };
     let session = new_secret();
     let csrf = new_secret();
@@ -57,10 +71,7 @@ pub async fn login(State(state): State<AppState>, body: Body<LoginBody>) -> ApiR
             &expires.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         )
         .await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        ttl.as_secs()
-    );
+    let cookie = session_cookie(Some(&session), ttl, crate::auth::is_https(&state, &headers));
     tracing::info!(annotator = %annotator.name, "login");
     Ok((
         [(header::SET_COOKIE, cookie)],
@@ -76,12 +87,17 @@ pub async fn login(State(state): State<AppState>, body: Body<LoginBody>) -> ApiR
 pub async fn logout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(hash) = &caller.session_sha256 {
         state.forget_caller(&format!("s:{hash}"));
         state.store().delete_session(hash).await?;
     }
-    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let clear = session_cookie(
+        None,
+        std::time::Duration::ZERO,
+        crate::auth::is_https(&state, &headers),
+    );
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
@@ -177,38 +193,16 @@ pub async fn create_project(
 ) -> ApiResult<Response> {
     caller.require_admin()?;
     let Json(body) = body?;
-    let (spec, path) = match (&body.task_path, &body.task_toml) {
-        (Some(path), None) => {
-            let path = std::path::PathBuf::from(path);
-            let spec = assay_core::TaskSpec::from_path(&path)
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-            (spec, Some(path))
-        }
-        (None, Some(text)) => (
-            assay_core::TaskSpec::from_toml_str(text)
-                .map_err(|e| ApiError::invalid(e.to_string()))?,
-            None,
-        ),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of `task_path` and `task_toml`",
-            ))
-        }
-    };
+    let (spec, import) = crate::tasks::task_of_request(
+        state.config().projects_dir.as_deref(),
+        body.task_path.as_deref(),
+        body.task_toml.as_deref(),
+    )?;
     let name = body.name.clone().unwrap_or_else(|| spec.name.clone());
-    let (project, _) = crate::import::create_project(
-        state.store(),
-        &name,
-        spec,
-        path.is_some(),
-        &crate::import::Silent,
-    )
-    .await
-    .map_err(|e| match e {
-        crate::import::ImportError::NameTaken(_) => ApiError::conflict(e.to_string()),
-        crate::import::ImportError::Store(e) => ApiError::from(e),
-        e => ApiError::invalid(e.to_string()),
-    })?;
+    let (project, _) =
+        crate::import::create_project(state.store(), &name, spec, import, &crate::import::Silent)
+            .await
+            .map_err(import_error)?;
     let ctx = state
         .project(project)
         .await?
@@ -218,6 +212,39 @@ pub async fn create_project(
         Json(progress_json(&state, &ctx).await?),
     )
         .into_response())
+}
+
+/// An import error for a client: what a person can act on, without file contents (details go to the log).
+fn import_error(e: crate::import::ImportError) -> ApiError {
+    use crate::import::ImportError;
+    match e {
+        ImportError::NameTaken(_) => ApiError::conflict(e.to_string()),
+        ImportError::NoReview(_) => ApiError::invalid(e.to_string()),
+        ImportError::Store(e) => ApiError::from(e),
+        ImportError::TaskVersion { name, message } => ApiError::invalid(format!(
+            "task `{name}`: {}",
+            crate::tasks::without_source(&message)
+        )),
+        ImportError::Reader { row, .. } => {
+            tracing::error!(error = %e, "import failed");
+            ApiError::invalid(format!(
+                "importing the dataset failed at row {row} (see the server log); no project was created"
+            ))
+        }
+        ImportError::Rows { first, last, .. } => {
+            tracing::error!(error = %e, "import failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("rows {first}-{last} of the dataset could not be written; no project was created"),
+            )
+        }
+        e => {
+            tracing::warn!(error = %e, "import failed");
+            ApiError::invalid(
+                "the dataset could not be read (see the server log); no project was created",
+            )
+        }
+    }
 }
 
 async fn progress_json(state: &AppState, ctx: &ProjectCtx) -> ApiResult<Value> {
@@ -279,8 +306,19 @@ pub async fn list_projects(
 ) -> ApiResult<Json<Value>> {
     let mut out = Vec::new();
     for p in state.store().projects().await? {
-        let progress = state.store().progress(&p).await?;
+        if !may_see(&caller, &p) {
+            continue;
+        }
         let (answered, open) = state.store().my_counts(p.id, caller.annotator.id).await?;
+        // Annotators see the projects they can work on or have worked on.
+        if !caller.is_admin()
+            && answered == 0
+            && open == 0
+            && !holds_claim(&state, &caller, &p).await?
+        {
+            continue;
+        }
+        let progress = state.store().progress(&p).await?;
         out.push(json!({
             "id": p.id,
             "name": p.name,
@@ -294,6 +332,26 @@ pub async fn list_projects(
         }));
     }
     Ok(Json(json!({"projects": out})))
+}
+
+/// Whether the caller may see the project at all: admins always; annotators when they have the project's skill.
+fn may_see(caller: &Caller, p: &assay_store::Project) -> bool {
+    caller.is_admin()
+        || p.review()
+            .skill
+            .is_none_or(|skill| caller.annotator.skills.contains(&skill))
+}
+
+async fn holds_claim(
+    state: &AppState,
+    caller: &Caller,
+    p: &assay_store::Project,
+) -> ApiResult<bool> {
+    Ok(state
+        .store()
+        .held_slot(p.id, caller.annotator.id)
+        .await?
+        .is_some())
 }
 
 async fn project_or_404(state: &AppState, id: i64) -> ApiResult<Arc<ProjectCtx>> {

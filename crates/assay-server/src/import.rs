@@ -1,7 +1,10 @@
 //! Creating projects and importing their rows: shared by `POST /api/projects` and `assay project create/import`.
 //!
 //! Rows stream from the file in chunks (a reader thread parses while the store writes); each chunk is one
-//! transaction of multi-row inserts. Rows written by `assay label` carry an `assay` column; its label and
+//! transaction of multi-row inserts. An import takes every row (a row that cannot be read is recorded with its
+//! number and reason) or fails naming the row and why; a failed import leaves no project behind: a project created
+//! for it is deleted, and a project that had no dataset before gets none. Records already written stay in their
+//! dataset (they are identified by the file's content, so importing the same file again completes them). Rows written by `assay label` carry an `assay` column; its label and
 //! confidence become the model's annotation, so the machine's output can be reviewed without labeling again.
 
 use std::collections::HashMap;
@@ -42,6 +45,26 @@ pub enum ImportError {
         path: PathBuf,
         /// Why.
         source: assay_io::Error,
+    },
+    /// Reading the rows stopped before the end of the file (the reader failed: a bug in assay, please report it).
+    #[error("reading {path} stopped at row {row}: {reason}")]
+    Reader {
+        /// The file.
+        path: PathBuf,
+        /// The row being read (from 1).
+        row: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A chunk of rows could not be written.
+    #[error("rows {first}-{last} could not be written: {source}")]
+    Rows {
+        /// First row of the chunk (from 1).
+        first: u64,
+        /// Last row of the chunk (from 1).
+        last: u64,
+        /// Why.
+        source: assay_store::Error,
     },
     /// The store failed.
     #[error(transparent)]
@@ -107,7 +130,16 @@ pub async fn create_project(
         .await?
         .ok_or_else(|| ImportError::NameTaken(name.to_string()))?;
     let summary = match (&spec.dataset, import_dataset) {
-        (Some(path), true) => Some(import_file(store, project, path, reporter).await?),
+        (Some(path), true) => match import_file(store, project, path, reporter).await {
+            Ok(summary) => Some(summary),
+            Err(e) => {
+                // Never a partial project: the one made for this import goes.
+                if let Err(undo) = store.delete_project(project).await {
+                    tracing::error!(error = %undo, project, "deleting the project of a failed import failed");
+                }
+                return Err(e);
+            }
+        },
         _ => None,
     };
     Ok((project, summary))
@@ -159,67 +191,25 @@ pub async fn import_file(
         .dataset(&name, &path.display().to_string(), &sha, format.name())
         .await?;
     let review_run = store.attach_dataset(project, dataset).await?;
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk, assay_io::Error>>(2);
-    let owned = path.to_path_buf();
-    let reader = std::thread::spawn(move || read_chunks(&owned, &tx));
-    let mut summary = ImportSummary::default();
-    let (mut records_time, mut labels_time, mut waiting) = (
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-    );
     let mut runs: HashMap<String, String> = HashMap::new();
-    loop {
-        let t = std::time::Instant::now();
-        let Some(chunk) = rx.recv().await else { break };
-        waiting += t.elapsed();
-        let chunk = chunk.map_err(read_err)?;
-        summary.rows += (chunk.rows.len() + chunk.errors.len()) as u64;
-        let t = std::time::Instant::now();
-        summary.new_records += store.insert_records(dataset, &chunk.rows).await?;
-        records_time += t.elapsed();
-        let t = std::time::Instant::now();
-        if let (Some(first), Some(last)) = (
-            chunk.labels.first().map(|l| l.0),
-            chunk.labels.last().map(|l| l.0),
-        ) {
-            let ids = store.record_ids_between(dataset, first, last).await?;
-            let mut by_annotator: HashMap<String, Vec<ImportedLabel>> = HashMap::new();
-            for (index, annotator, mut label) in chunk.labels {
-                if let Some(id) = ids.get(&index) {
-                    label.record_id = *id;
-                    by_annotator.entry(annotator).or_default().push(label);
+    let result = import_rows(store, &p, dataset, path, reporter, &mut runs).await;
+    let mut summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            let failed = json!({"source": path.display().to_string(), "error": e.to_string()});
+            for run in runs.values() {
+                let _ = store
+                    .finish_run(run, assay_store::RunStatus::Failed, &failed)
+                    .await;
+            }
+            if p.dataset_id.is_none() {
+                if let Err(undo) = store.detach_dataset(project, &review_run).await {
+                    tracing::error!(error = %undo, project, "detaching the dataset of a failed import failed");
                 }
             }
-            for (annotator, labels) in by_annotator {
-                let run = match runs.get(&annotator) {
-                    Some(run) => run.clone(),
-                    None => {
-                        let sha = annotator.rsplit_once('@').map(|x| x.1).unwrap_or("");
-                        let run = store
-                            .start_run(&assay_store::NewRun {
-                                task_id: p.task_id,
-                                dataset_id: dataset,
-                                annotator: annotator.clone(),
-                                model_sha256: sha.to_string(),
-                                prompt_hash: String::new(),
-                            })
-                            .await?;
-                        runs.insert(annotator.clone(), run.clone());
-                        run
-                    }
-                };
-                summary.new_labels += store
-                    .import_model_labels(p.task_id, &run, &annotator, &labels)
-                    .await?;
-            }
+            return Err(e);
         }
-        labels_time += t.elapsed();
-        reporter.advance((chunk.rows.len() + chunk.errors.len()) as u64);
-        summary.row_errors.extend(chunk.errors);
-    }
-    let _ = reader.join();
+    };
     for run in runs.values() {
         store
             .finish_run(
@@ -237,14 +227,123 @@ pub async fn import_file(
     reporter.routing();
     let t = std::time::Instant::now();
     summary.route = store.route_project(project).await?;
+    tracing::info!(routing = ?t.elapsed(), "import routed");
+    Ok(summary)
+}
+
+/// Stream the file's rows into the dataset with their model labels (`runs`: annotator → the run its labels are
+/// filed under, filled as annotators turn up). Fails on the first chunk that cannot be read or written.
+async fn import_rows(
+    store: &Store,
+    p: &assay_store::Project,
+    dataset: assay_store::DatasetId,
+    path: &Path,
+    reporter: &dyn Reporter,
+    runs: &mut HashMap<String, String>,
+) -> Result<ImportSummary, ImportError> {
+    let read_err = |source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let owned = path.to_path_buf();
+    let mut reader = RowReader::spawn(path, move || assay_io::open_dataset(&owned));
+    let mut summary = ImportSummary::default();
+    let (mut records_time, mut labels_time, mut waiting) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
+    loop {
+        let t = std::time::Instant::now();
+        let chunk = match reader.next().await? {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Err(read_err(e)),
+            None => break,
+        };
+        waiting += t.elapsed();
+        let rows = (chunk.rows.len() + chunk.errors.len()) as u64;
+        summary.rows += rows;
+        let (first, last) = chunk.span();
+        let t = std::time::Instant::now();
+        let written = write_chunk(
+            store,
+            p,
+            dataset,
+            chunk,
+            runs,
+            &mut summary,
+            &mut records_time,
+        )
+        .await
+        .map_err(|source| ImportError::Rows {
+            first: first + 1,
+            last: last + 1,
+            source,
+        })?;
+        labels_time += t.elapsed().saturating_sub(written);
+        reporter.advance(rows);
+    }
     tracing::info!(
         ?waiting,
         ?records_time,
         ?labels_time,
-        routing = ?t.elapsed(),
+        rows = summary.rows,
         "import phases"
     );
     Ok(summary)
+}
+
+/// Write one chunk's records and model labels; returns the time spent on records.
+async fn write_chunk(
+    store: &Store,
+    p: &assay_store::Project,
+    dataset: assay_store::DatasetId,
+    chunk: Chunk,
+    runs: &mut HashMap<String, String>,
+    summary: &mut ImportSummary,
+    records_time: &mut std::time::Duration,
+) -> Result<std::time::Duration, assay_store::Error> {
+    let t = std::time::Instant::now();
+    summary.new_records += store.insert_records(dataset, &chunk.rows).await?;
+    let spent = t.elapsed();
+    *records_time += spent;
+    if let (Some(first), Some(last)) = (
+        chunk.labels.first().map(|l| l.0),
+        chunk.labels.last().map(|l| l.0),
+    ) {
+        let ids = store.record_ids_between(dataset, first, last).await?;
+        let mut by_annotator: HashMap<String, Vec<ImportedLabel>> = HashMap::new();
+        for (index, annotator, mut label) in chunk.labels {
+            if let Some(id) = ids.get(&index) {
+                label.record_id = *id;
+                by_annotator.entry(annotator).or_default().push(label);
+            }
+        }
+        for (annotator, labels) in by_annotator {
+            let run = match runs.get(&annotator) {
+                Some(run) => run.clone(),
+                None => {
+                    let sha = annotator.rsplit_once('@').map(|x| x.1).unwrap_or("");
+                    let run = store
+                        .start_run(&assay_store::NewRun {
+                            task_id: p.task_id,
+                            dataset_id: dataset,
+                            annotator: annotator.clone(),
+                            model_sha256: sha.to_string(),
+                            prompt_hash: String::new(),
+                        })
+                        .await?;
+                    runs.insert(annotator.clone(), run.clone());
+                    run
+                }
+            };
+            summary.new_labels += store
+                .import_model_labels(p.task_id, &run, &annotator, &labels)
+                .await?;
+        }
+    }
+    summary.row_errors.extend(chunk.errors);
+    Ok(spent)
 }
 
 fn count_lines(path: &Path) -> std::io::Result<u64> {
@@ -263,24 +362,115 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
     Ok(lines + u64::from(last != b'\n'))
 }
 
-fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<Result<Chunk, assay_io::Error>>) {
-    let reader = match assay_io::open_dataset(path) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(e));
-            return;
+impl Chunk {
+    fn empty() -> Self {
+        Self {
+            rows: Vec::with_capacity(CHUNK_ROWS),
+            labels: Vec::new(),
+            errors: Vec::new(),
         }
-    };
-    let empty = || Chunk {
-        rows: Vec::with_capacity(CHUNK_ROWS),
-        labels: Vec::new(),
-        errors: Vec::new(),
-    };
-    let mut chunk = empty();
-    for row in reader {
+    }
+
+    /// First and last row index (from 0) in the chunk.
+    fn span(&self) -> (u64, u64) {
+        let indices = self
+            .rows
+            .iter()
+            .map(|r| r.0)
+            .chain(self.errors.iter().map(|e| e.0));
+        let (min, max) = indices.fold((u64::MAX, 0), |(lo, hi), i| (lo.min(i), hi.max(i)));
+        (min.min(max), max)
+    }
+}
+
+/// What the reader thread sends: chunks, then `Done` at the end of the file. A channel that closes without `Done`
+/// means the reader died; that is an error, never the end of the file.
+enum Message {
+    Chunk(Result<Chunk, assay_io::Error>),
+    Done,
+}
+
+/// The rows of a file, parsed on a thread of their own while the store writes the previous chunk.
+struct RowReader {
+    path: PathBuf,
+    rx: tokio::sync::mpsc::Receiver<Message>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The row index (from 0) the reader is at, to name the row when it fails.
+    at: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RowReader {
+    fn spawn<R, F>(path: &Path, open: F) -> Self
+    where
+        R: Iterator<Item = Result<assay_io::Row, assay_io::RowError>>,
+        F: FnOnce() -> Result<R, assay_io::Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Message>(2);
+        let at = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let position = at.clone();
+        let thread = std::thread::spawn(move || match open() {
+            Err(e) => {
+                let _ = tx.blocking_send(Message::Chunk(Err(e)));
+            }
+            Ok(rows) => read_chunks(rows, &tx, &position),
+        });
+        Self {
+            path: path.to_path_buf(),
+            rx,
+            thread: Some(thread),
+            at,
+        }
+    }
+
+    /// The next chunk; `None` at the end of the file; an error when the reader died before it.
+    async fn next(&mut self) -> Result<Option<Result<Chunk, assay_io::Error>>, ImportError> {
+        match self.rx.recv().await {
+            Some(Message::Chunk(chunk)) => Ok(Some(chunk)),
+            Some(Message::Done) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+                Ok(None)
+            }
+            None => {
+                let reason = match self.thread.take().map(std::thread::JoinHandle::join) {
+                    Some(Err(panic)) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into()),
+                    _ => "the reader stopped".into(),
+                };
+                Err(ImportError::Reader {
+                    path: self.path.clone(),
+                    row: self.at.load(std::sync::atomic::Ordering::Relaxed) + 1,
+                    reason: format!(
+                        "the reader failed (a bug in assay, please report it): {reason}"
+                    ),
+                })
+            }
+        }
+    }
+}
+
+fn read_chunks(
+    rows: impl Iterator<Item = Result<assay_io::Row, assay_io::RowError>>,
+    tx: &tokio::sync::mpsc::Sender<Message>,
+    at: &std::sync::atomic::AtomicU64,
+) {
+    use std::sync::atomic::Ordering;
+    let mut chunk = Chunk::empty();
+    let mut next_index = 0;
+    // `at` names the row being read (a failure inside the file reader) or looked at (a failure here).
+    for row in rows {
         match row {
-            Err(e) => chunk.errors.push((e.index, e.reason)),
+            Err(e) => {
+                next_index = e.index + 1;
+                chunk.errors.push((e.index, e.reason));
+            }
             Ok(mut row) => {
+                at.store(row.index, Ordering::Relaxed);
+                next_index = row.index + 1;
                 if let Some(assay) = row.values.remove("assay") {
                     if let Some((annotator, label)) = model_label(&assay) {
                         chunk.labels.push((row.index, annotator, label));
@@ -291,17 +481,25 @@ fn read_chunks(path: &Path, tx: &tokio::sync::mpsc::Sender<Result<Chunk, assay_i
                     .push((row.index, Value::Object(row.values).to_string()));
             }
         }
+        at.store(next_index, Ordering::Relaxed);
         if chunk.rows.len() + chunk.errors.len() >= CHUNK_ROWS
             && tx
-                .blocking_send(Ok(std::mem::replace(&mut chunk, empty())))
+                .blocking_send(Message::Chunk(Ok(std::mem::replace(
+                    &mut chunk,
+                    Chunk::empty(),
+                ))))
                 .is_err()
         {
             return;
         }
     }
-    if !chunk.rows.is_empty() || !chunk.errors.is_empty() {
-        let _ = tx.blocking_send(Ok(chunk));
+    at.store(next_index, Ordering::Relaxed);
+    if (!chunk.rows.is_empty() || !chunk.errors.is_empty())
+        && tx.blocking_send(Message::Chunk(Ok(chunk))).is_err()
+    {
+        return;
     }
+    let _ = tx.blocking_send(Message::Done);
 }
 
 /// The model label in an `assay` column as `assay label` writes it: (annotator as the store names it, label).
@@ -317,7 +515,10 @@ fn model_label(assay: &Value) -> Option<(String, ImportedLabel)> {
     let (model, sha) = (text("annotator"), text("model_sha256"));
     let annotator = match (model, sha) {
         ("", _) => "imported".to_string(),
-        (m, s) if s.len() >= 12 => format!("{m}@{}", &s[..12]),
+        // The first 12 characters (a SHA-256 is hex, but the file may say anything: never slice bytes).
+        (m, s) if s.chars().count() >= 12 => {
+            format!("{m}@{}", s.chars().take(12).collect::<String>())
+        }
         (m, _) => m.to_string(),
     };
     // Compare judgments keep P("1") per order; rebuild the two orders' log-probabilities from them, so routing
@@ -359,5 +560,49 @@ mod tests {
             assay_label::judgment::position_consistent(&label.scores),
             Some(false)
         );
+    }
+
+    #[test]
+    fn issue_11_import_multibyte_model_sha() {
+        // Byte 12 falls inside a character: slicing bytes panicked the reader thread.
+        let assay = json!({"label": "spam", "provenance": {"annotator": "m", "model_sha256": "aéééééééééééé"}});
+        let (annotator, _) = model_label(&assay).unwrap();
+        assert_eq!(annotator, "m@aééééééééééé");
+    }
+
+    #[tokio::test]
+    async fn issue_11_import_reader_failure_names_the_row() {
+        // A reader that dies is an error naming the row it was at, never the end of the file.
+        let rows = (0..5u64).map(|index| {
+            assert!(index != 3, "the reader fails here");
+            Ok(assay_io::Row {
+                index,
+                values: Map::new(),
+            })
+        });
+        let mut reader = RowReader::spawn(Path::new("rows.jsonl"), move || {
+            Ok::<_, assay_io::Error>(rows)
+        });
+        match reader.next().await {
+            Err(ImportError::Reader { row, reason, .. }) => {
+                assert_eq!(row, 4);
+                assert!(reason.contains("the reader fails here"), "{reason}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a dead reader looked like data or the end of the file"),
+        }
+        // A reader that gets to the end says so.
+        let rows = (0..3u64).map(|index| {
+            Ok(assay_io::Row {
+                index,
+                values: Map::new(),
+            })
+        });
+        let mut reader = RowReader::spawn(Path::new("rows.jsonl"), move || {
+            Ok::<_, assay_io::Error>(rows)
+        });
+        let chunk = reader.next().await.unwrap().unwrap().unwrap();
+        assert_eq!(chunk.rows.len(), 3);
+        assert!(reader.next().await.unwrap().is_none());
     }
 }

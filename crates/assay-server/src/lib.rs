@@ -19,6 +19,7 @@ pub mod auth;
 pub mod error;
 mod handlers;
 pub mod import;
+pub mod tasks;
 pub mod view;
 
 use std::collections::HashMap;
@@ -44,6 +45,22 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// How long a claimed slot waits for its answer before it goes back to the pool.
     pub claim_lease: Duration,
+    /// The only folder whose task files (and the files they name) `POST /api/projects` may read (`task_path`);
+    /// `None`: tasks come only as text (`task_toml`).
+    pub projects_dir: Option<std::path::PathBuf>,
+    /// Believe the proxy in front: `X-Forwarded-Proto` (for `Secure` cookies) and `X-Forwarded-For` (whom the
+    /// failure limit counts).
+    pub trust_proxy: bool,
+    /// Always mark the session cookie `Secure` (the server is reached over HTTPS only).
+    pub secure_cookies: bool,
+    /// Longest a request may take, reading its body included; then 408.
+    pub request_timeout: Duration,
+    /// Longest a connection may take to send a request's headers (idle keep-alive connections included); then it
+    /// is closed.
+    pub header_read_timeout: Duration,
+    /// Failed authentication attempts (unknown tokens or sessions, failed logins) a client may make per minute
+    /// before it is answered 429; 0: no limit.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +68,12 @@ impl Default for ServerConfig {
         Self {
             session_ttl: Duration::from_secs(12 * 3600),
             claim_lease: Duration::from_secs(30 * 60),
+            projects_dir: None,
+            trust_proxy: false,
+            secure_cookies: false,
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            auth_failures_per_minute: 30,
         }
     }
 }
@@ -65,6 +88,7 @@ struct Inner {
     store: Store,
     writer: ReviewWriter,
     config: ServerConfig,
+    limiter: auth::FailureLimiter,
     projects: RwLock<HashMap<ProjectId, Arc<ProjectCtx>>>,
     /// Recently seen credentials (token or session hash) and whom they name, so that most requests skip a query.
     callers: RwLock<HashMap<String, (auth::Caller, std::time::Instant)>>,
@@ -95,6 +119,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 writer,
+                limiter: auth::FailureLimiter::new(config.auth_failures_per_minute),
                 config,
                 projects: RwLock::new(HashMap::new()),
                 callers: RwLock::new(HashMap::new()),
@@ -116,6 +141,11 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// Failed attempts and unknown credentials.
+    pub(crate) fn limiter(&self) -> &auth::FailureLimiter {
+        &self.inner.limiter
     }
 
     pub(crate) fn cached_caller(&self, key: &str) -> Option<auth::Caller> {
@@ -184,8 +214,9 @@ impl AppState {
     }
 }
 
-/// The whole app: API, UI and the middleware that authenticates and limits bodies.
+/// The whole app: API, UI and the middleware that authenticates, limits bodies and times requests out.
 pub fn router(state: AppState) -> Router {
+    let timeout = state.config().request_timeout;
     Router::new()
         .route("/api/health", get(handlers::health))
         .route("/api/login", post(handlers::login))
@@ -208,6 +239,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(handlers::index))
         .fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -218,8 +253,22 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve until Ctrl-C (or SIGTERM), releasing stale claims every minute. In-flight requests finish first.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_until(listener, state, shutdown_signal()).await
+}
+
+/// [`serve`] until `shutdown` completes. Connections are served by hyper directly (not `axum::serve`) for its
+/// header-read timeout: a client that opens a connection and sends its headers slowly, or not at all, is cut off
+/// after [`ServerConfig::header_read_timeout`]. Each request knows its peer (`ConnectInfo<SocketAddr>`).
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let sweeper = state.clone();
-    tokio::spawn(async move {
+    let sweep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
@@ -234,9 +283,53 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             }
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let config = state.config().clone();
+    let app = router(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    sweep.abort();
+    // In-flight requests finish (each within the request timeout); idle connections close now.
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(config.request_timeout + Duration::from_secs(1)) => {
+            tracing::warn!("connections still open at shutdown were cut");
+        },
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

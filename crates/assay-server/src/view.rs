@@ -62,9 +62,11 @@ impl ProjectCtx {
                 fields
             }),
         };
-        // A row the template cannot render is still shown, column by column.
+        // A row the template cannot render is still shown, column by column, but never the gold column (the
+        // answer people are scored against) nor the `assay` column (the machine's label, hidden on audit items).
         rendered.unwrap_or_else(|_| {
             row.iter()
+                .filter(|(k, _)| !self.hidden_column(k))
                 .map(|(k, v)| {
                     let text = match v {
                         Value::String(s) => s.clone(),
@@ -74,6 +76,12 @@ impl ProjectCtx {
                 })
                 .collect()
         })
+    }
+
+    /// Whether a column is never shown to people. The task marks no hidden columns of its own yet; the gold
+    /// column is one.
+    pub fn hidden_column(&self, name: &str) -> bool {
+        self.spec().gold.as_deref() == Some(name) || name == "assay"
     }
 
     /// The options with their keyboard keys.

@@ -124,7 +124,7 @@ overlap = 2
     path
 }
 
-async fn start(url: &str) -> (Router, Store, String) {
+async fn start(url: &str, projects_dir: Option<&Path>) -> (Router, Store, String) {
     let store = Store::open(url).await.unwrap();
     let admin_token = "admin-token-for-tests";
     store
@@ -137,7 +137,11 @@ async fn start(url: &str) -> (Router, Store, String) {
         .await
         .unwrap()
         .unwrap();
-    let app = router(AppState::new(store.clone(), ServerConfig::default()));
+    let config = ServerConfig {
+        projects_dir: projects_dir.map(Path::to_path_buf),
+        ..ServerConfig::default()
+    };
+    let app = router(AppState::new(store.clone(), config));
     (app, store, admin_token.to_string())
 }
 
@@ -156,7 +160,7 @@ async fn add_annotator(app: &Router, admin: &str, name: &str, skills: &[&str]) -
 async fn review_api_end_to_end(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let task_path = write_classify_project(dir.path());
-    let (app, store, admin) = start(url).await;
+    let (app, store, admin) = start(url, Some(dir.path())).await;
 
     // Health without credentials; everything else, unknown paths included, wants them.
     let r = get(&app, "/api/health", Auth::None).await;
@@ -628,7 +632,7 @@ confidence-below = 0.6
 skill = "medical"
 "#;
     std::fs::write(dir.path().join("task.toml"), task).unwrap();
-    let (app, store, admin) = start(url).await;
+    let (app, store, admin) = start(url, Some(dir.path())).await;
     let r = post(
         &app,
         "/api/projects",
@@ -684,7 +688,7 @@ skill = "medical"
 }
 
 async fn bodies_and_paths_are_checked(url: &str) {
-    let (app, _store, admin) = start(url).await;
+    let (app, _store, admin) = start(url, None).await;
     // Malformed JSON and a body over the limit are JSON 4xx errors.
     let req = Request::builder()
         .method(Method::POST)

@@ -559,6 +559,49 @@ impl Store {
         Ok(run)
     }
 
+    /// Undo [`Store::attach_dataset`] after a failed first import: the project reviews no dataset again, and its
+    /// review run (`run_id`) is marked failed.
+    pub async fn detach_dataset(&self, project: ProjectId, run_id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE review_projects SET dataset_id = NULL, run_id = NULL WHERE id = $1 AND run_id = $2",
+        )
+        .bind(project)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        self.finish_run(
+            run_id,
+            crate::RunStatus::Failed,
+            &serde_json::json!({"error": "the import failed"}),
+        )
+        .await
+    }
+
+    /// Delete a project with its routed items, slots and skips, in one transaction (people's answers, if any, stay
+    /// in `annotations`). Used when the import that created it failed.
+    pub async fn delete_project(&self, project: ProjectId) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM review_skips WHERE item_id IN (SELECT id FROM review_items WHERE project_id = $1)",
+        )
+        .bind(project)
+        .execute(&mut *tx)
+        .await?;
+        for table in ["review_assignments", "review_items"] {
+            // Table names come from this file only.
+            sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1"))
+                .bind(project)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM review_projects WHERE id = $1")
+            .bind(project)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Write model labels that came with imported rows, many rows per statement, in one transaction; labels the
     /// annotator already has for a record are kept. Returns how many were new.
     pub async fn import_model_labels(
@@ -969,6 +1012,22 @@ impl Store {
         Ok((answered as u64, open as u64))
     }
 
+    /// The slot of a project this annotator holds claimed and has not answered, if any.
+    pub async fn held_slot(
+        &self,
+        project: ProjectId,
+        annotator: AnnotatorId,
+    ) -> Result<Option<AssignmentId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM review_assignments WHERE project_id = $1 AND annotator_id = $2 AND status = 'claimed'
+             ORDER BY id LIMIT 1",
+        )
+        .bind(project)
+        .bind(annotator)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Every human answer of a task with its review columns, by record and annotator.
     pub async fn review_answers(&self, task_id: TaskId) -> Result<Vec<ReviewAnswer>> {
         let rows = sqlx::query(
@@ -1048,12 +1107,13 @@ enum Reply {
 }
 
 impl Reply {
-    /// Whether the savepoint must be rolled back (a refusal after a partial write).
+    /// Whether the job's writes must be rolled back (a refusal after a partial write). `AlreadyAnswered` is
+    /// the exception: what it wrote (the slot back in the pool) must commit.
     fn refused(&self) -> bool {
         matches!(
             self,
-            Reply::Answer(AnswerOutcome::Refused(_)) | Reply::Skip(Err(_))
-        )
+            Reply::Answer(AnswerOutcome::Refused(r)) if *r != Refusal::AlreadyAnswered
+        ) || matches!(self, Reply::Skip(Err(_)))
     }
 }
 
@@ -1195,15 +1255,30 @@ async fn group_commit(store: Store, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// One transaction for the whole batch. Refusals write nothing (every check comes before the first write, and
-/// nothing else writes while the batch runs), so no savepoints are needed; any database error fails the whole
-/// batch, and then no request in it is acknowledged.
+/// One transaction for the whole batch, each job in a savepoint of its own: a job that fails (or is refused) is
+/// rolled back alone and answered with its error; the others commit. Only a failure of the transaction itself
+/// (begin, a savepoint statement, commit) fails the whole batch, and then no request in it is acknowledged.
 async fn run_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Result<Reply>>> {
     let mut conn = store.pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut replies = Vec::with_capacity(jobs.len());
     for (op, _) in jobs {
-        replies.push(Ok(execute(&mut tx, store.backend, op).await?));
+        sqlx::query("SAVEPOINT review_job")
+            .execute(&mut *tx)
+            .await?;
+        let reply = execute(&mut tx, store.backend, op).await;
+        if reply.as_ref().map_or(true, Reply::refused) {
+            if let Err(e) = &reply {
+                tracing::warn!(error = %e, ?op, "review write failed; the rest of its batch goes on");
+            }
+            sqlx::query("ROLLBACK TO SAVEPOINT review_job")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("RELEASE SAVEPOINT review_job")
+            .execute(&mut *tx)
+            .await?;
+        replies.push(reply);
     }
     tx.commit().await?;
     Ok(replies)
@@ -1319,6 +1394,10 @@ async fn record_answer(conn: &mut AnyConnection, answer: &HumanAnswer) -> Result
     .fetch_optional(&mut *conn)
     .await?;
     let Some(annotation_id) = annotation_id else {
+        // The person answered this record for this task version already, in another project over the same task
+        // version and records. Nothing was written; their slot goes back to the pool (it would otherwise stay
+        // claimed) and the item is not offered to them again.
+        release_to_others(conn, answer.assignment_id, answer.annotator_id).await?;
         return Ok(AnswerOutcome::Refused(Refusal::AlreadyAnswered));
     };
     let updated = sqlx::query(
@@ -1343,6 +1422,38 @@ async fn record_answer(conn: &mut AnyConnection, answer: &HumanAnswer) -> Result
     Ok(AnswerOutcome::Answered { annotation_id })
 }
 
+/// Give a claimed slot back to the pool and remember that this annotator is not to be offered its item again.
+/// Returns whether the slot was theirs and claimed.
+async fn release_to_others(
+    conn: &mut AnyConnection,
+    assignment: AssignmentId,
+    annotator: AnnotatorId,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE review_assignments SET status = 'open', annotator_id = NULL, claimed_at = NULL
+         WHERE id = $1 AND annotator_id = $2 AND status = 'claimed'",
+    )
+    .bind(assignment)
+    .bind(annotator)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO review_skips (item_id, annotator_id, skipped_at)
+         SELECT item_id, $2, $3 FROM review_assignments WHERE id = $1
+         ON CONFLICT (item_id, annotator_id) DO NOTHING",
+    )
+    .bind(assignment)
+    .bind(annotator)
+    .bind(now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
 async fn skip(
     conn: &mut AnyConnection,
     assignment: AssignmentId,
@@ -1365,27 +1476,9 @@ async fn skip(
             Refusal::NotYours
         }));
     }
-    let updated = sqlx::query(
-        "UPDATE review_assignments SET status = 'open', annotator_id = NULL, claimed_at = NULL
-         WHERE id = $1 AND annotator_id = $2 AND status = 'claimed'",
-    )
-    .bind(assignment)
-    .bind(annotator)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if updated == 0 {
+    if !release_to_others(conn, assignment, annotator).await? {
         return Ok(Err(Refusal::NotClaimed));
     }
-    sqlx::query(
-        "INSERT INTO review_skips (item_id, annotator_id, skipped_at) VALUES ($1, $2, $3)
-         ON CONFLICT (item_id, annotator_id) DO NOTHING",
-    )
-    .bind(row.get::<i64, _>(2))
-    .bind(annotator)
-    .bind(now())
-    .execute(&mut *conn)
-    .await?;
     Ok(Ok(()))
 }
 
@@ -1414,4 +1507,154 @@ async fn undo(conn: &mut AnyConnection, annotator: AnnotatorId) -> Result<Option
     .execute(&mut *conn)
     .await?;
     Ok(Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SQLite store with one project of three routed items (overlap 3) and annotators `alice`, `mallory`, `bob`.
+    async fn project_store(dir: &std::path::Path) -> (Store, ProjectId, Vec<AnnotatorId>) {
+        let store = Store::open(&dir.join("store.db").display().to_string())
+            .await
+            .unwrap();
+        let spec = TaskSpec::from_toml_str(
+            "name = \"t\"\ntype = \"classify\"\ninput = \"{{ text }}\"\nlabels = [\"a\", \"b\"]\n\
+             [review]\nconfidence-below = 0.9\noverlap = 3\n",
+        )
+        .unwrap();
+        let task = store
+            .task(
+                "t",
+                "classify",
+                "hash",
+                &serde_json::to_string(&spec).unwrap(),
+            )
+            .await
+            .unwrap();
+        let project = store
+            .create_project("p", task, &spec)
+            .await
+            .unwrap()
+            .unwrap();
+        let dataset = store.dataset("d", "d.jsonl", "sha", "jsonl").await.unwrap();
+        let rows: Vec<(u64, String)> = (0..3)
+            .map(|i| {
+                (
+                    i,
+                    serde_json::json!({"text": format!("row {i}")}).to_string(),
+                )
+            })
+            .collect();
+        store.insert_records(dataset, &rows).await.unwrap();
+        store.attach_dataset(project, dataset).await.unwrap();
+        let run = store
+            .start_run(&crate::NewRun {
+                task_id: task,
+                dataset_id: dataset,
+                annotator: "m".into(),
+                model_sha256: String::new(),
+                prompt_hash: String::new(),
+            })
+            .await
+            .unwrap();
+        let ids = store.record_ids(dataset).await.unwrap();
+        let labels: Vec<ImportedLabel> = ids
+            .values()
+            .map(|&record_id| ImportedLabel {
+                record_id,
+                value: serde_json::json!("a"),
+                confidence: Some(0.5),
+                distribution: serde_json::json!({}),
+                scores: serde_json::Value::Null,
+            })
+            .collect();
+        store
+            .import_model_labels(task, &run, "m", &labels)
+            .await
+            .unwrap();
+        assert_eq!(store.route_project(project).await.unwrap().new_items, 3);
+        let mut people = Vec::new();
+        for name in ["alice", "mallory", "bob"] {
+            let a = store
+                .create_annotator(name, Role::Annotator, &[], &format!("token-{name}"))
+                .await
+                .unwrap()
+                .unwrap();
+            people.push(a.id);
+        }
+        (store, project, people)
+    }
+
+    fn job(op: Op) -> Job {
+        (op, oneshot::channel().0)
+    }
+
+    #[tokio::test]
+    async fn issue_11_one_failed_write_fails_one_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, project, people) = project_store(dir.path()).await;
+        let claims: Vec<Job> = people
+            .iter()
+            .map(|&annotator| job(Op::Claim { project, annotator }))
+            .collect();
+        let slots: Vec<AssignmentId> = run_batch(&store, &claims)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| match r.unwrap() {
+                Reply::Claim(Some(id)) => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Mallory's answer fails in the database; Alice's and Bob's, in the same batch, must not.
+        sqlx::query(
+            "CREATE TRIGGER boom BEFORE INSERT ON annotations WHEN NEW.annotator = 'mallory'
+             BEGIN SELECT RAISE(ABORT, 'boom'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let answers: Vec<Job> = ["alice", "mallory", "bob"]
+            .iter()
+            .zip(&people)
+            .zip(&slots)
+            .map(|((name, &annotator_id), &assignment_id)| {
+                job(Op::Answer(HumanAnswer {
+                    assignment_id,
+                    annotator_id,
+                    annotator: name.to_string(),
+                    value: serde_json::json!("b"),
+                    duration_ms: 1,
+                    suggestion_shown: false,
+                }))
+            })
+            .collect();
+        let replies = run_batch(&store, &answers)
+            .await
+            .expect("the batch as a whole commits");
+        assert!(matches!(
+            replies[0],
+            Ok(Reply::Answer(AnswerOutcome::Answered { .. }))
+        ));
+        let err = replies[1].as_ref().unwrap_err().to_string();
+        assert!(err.contains("boom"), "{err}");
+        assert!(matches!(
+            replies[2],
+            Ok(Reply::Answer(AnswerOutcome::Answered { .. }))
+        ));
+        let task = store.project(project).await.unwrap().unwrap().task_id;
+        let mut saved: Vec<String> = store
+            .review_answers(task)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.annotator)
+            .collect();
+        saved.sort();
+        assert_eq!(saved, ["alice", "bob"]);
+        // Mallory's slot is still hers, claimed, and can be answered once the fault is gone.
+        let view = store.assignment(slots[1]).await.unwrap().unwrap();
+        assert_eq!(view.status, "claimed");
+    }
 }
