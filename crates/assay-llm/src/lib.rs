@@ -90,7 +90,8 @@ pub struct ModelInfo {
     pub name: String,
     /// File it was loaded from.
     pub path: PathBuf,
-    /// Hex SHA-256 of the file.
+    /// Hex SHA-256 of the file; empty for a served model, which has none (its labels are told apart by
+    /// [`openai::ServedModel::identity`]).
     pub sha256: String,
     /// Parameter count.
     pub parameters: u64,

@@ -165,10 +165,12 @@ fn stored_keys(db: &Path) -> HashSet<String> {
     keys.into_iter().map(|(k,)| k).collect()
 }
 
-/// assay's cache key of a request body sent to `path`.
-fn request_key(path: &str, body: &str) -> String {
+/// assay's cache key of a request body sent to `path` under the base URL `base`.
+fn request_key(base: &str, path: &str, body: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(format!("{path}\n{body}").as_bytes()))
+    hex::encode(sha2::Sha256::digest(
+        format!("{base}\n{path}\n{body}").as_bytes(),
+    ))
 }
 
 fn model_path() -> PathBuf {
@@ -343,10 +345,13 @@ fn issue_6_sigint_then_restart_sends_no_request_that_was_already_answered() {
         repeated, 0,
         "the restarted run asked again for answers it had"
     );
-    // The same by assay's own cache keys: nothing sent whose answer was stored.
-    assert!(sent_after
+    // The same by assay's own cache keys (which name the server): every answer is stored under its key, and
+    // nothing was sent whose answer was stored.
+    let key = |b: &String| request_key(&proxy.endpoint(), "chat/completions", b);
+    assert!(answered_before
         .iter()
-        .all(|b| !stored_before.contains(&request_key("chat/completions", b))));
+        .all(|b| stored_before.contains(&key(b))));
+    assert!(sent_after.iter().all(|b| !stored_before.contains(&key(b))));
     assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM annotations"), 60);
     assert_eq!(
         sql_count(&db, "SELECT COUNT(DISTINCT record_id) FROM annotations"),

@@ -8,9 +8,10 @@
 //! - `first-token`: `logprobs` + `top_logprobs` of the first answer token, one request per item.
 //! - `generate`: the generated answer matched to a label; no confidence.
 //!
-//! Every answer is stored in a [`ResponseCache`] (the store, in the CLI) under the hash of the endpoint path and
-//! the full request body (model, prompt, parameters) before any label is derived from it, so a resumed or
-//! repeated run pays for nothing twice. Requests run on a small tokio runtime owned by the [`ServedModel`];
+//! Every answer is stored in a [`ResponseCache`] (the store, in the CLI) under the hash of the server's base URL,
+//! the endpoint path and the full request body (model, prompt, parameters) before any label is derived from it,
+//! so a resumed or repeated run pays for nothing twice, and another server with a model of the same name is asked
+//! anew. Requests run on a small tokio runtime owned by the [`ServedModel`];
 //! the [`Scorer`] interface stays synchronous, and cache writes happen on the caller's thread as answers arrive.
 
 pub mod client;
@@ -168,7 +169,7 @@ pub struct Call {
     pub path: &'static str,
     /// The JSON body.
     pub body: Value,
-    /// Cache key: hex SHA-256 of the path and the body (model, prompt, parameters).
+    /// Cache key: hex SHA-256 of the base URL, the path and the body (model, prompt, parameters).
     pub key: String,
     /// Estimated tokens (prompt characters / 4, plus the answer's), for pacing and `--plan`.
     pub estimated_input: u64,
@@ -177,8 +178,14 @@ pub struct Call {
 }
 
 impl Call {
-    fn new(path: &'static str, body: Value, prompt_chars: usize, max_output: u64) -> Self {
-        let key = assay_core::sha256_hex(format!("{path}\n{body}").as_bytes());
+    fn new(
+        base: &str,
+        path: &'static str,
+        body: Value,
+        prompt_chars: usize,
+        max_output: u64,
+    ) -> Self {
+        let key = assay_core::sha256_hex(format!("{base}\n{path}\n{body}").as_bytes());
         Self {
             path,
             body,
@@ -348,6 +355,7 @@ pub struct ServedModel {
     runtime: tokio::runtime::Runtime,
     mode: ServedScoring,
     info: ModelInfo,
+    identity: String,
 }
 
 impl ServedModel {
@@ -383,9 +391,12 @@ impl ServedModel {
             ServedScoring::Auto => ServedScoring::FirstToken,
             explicit => explicit,
         };
+        // Which server answers is part of who the annotator is: another server with a model of the same name may
+        // run other weights.
         let identity = assay_core::sha256_hex(
             format!(
-                "served\n{}\n{}\n{:?}\n{:?}\n{}",
+                "served\n{}\n{}\n{}\n{:?}\n{:?}\n{}",
+                client.base(),
                 config.model,
                 mode.as_str(),
                 config.format,
@@ -401,7 +412,8 @@ impl ServedModel {
         let info = ModelInfo {
             name: config.model.clone(),
             path: PathBuf::from(&config.endpoint),
-            sha256: identity,
+            // No model file: nothing to hash. What identifies the annotator is `identity`.
+            sha256: String::new(),
             parameters: 0,
             has_chat_template: config.text_template().is_some()
                 || config.format == PromptFormat::Chat,
@@ -412,6 +424,7 @@ impl ServedModel {
             runtime,
             mode,
             info,
+            identity,
         })
     }
 
@@ -425,10 +438,15 @@ impl ServedModel {
         &self.config
     }
 
-    /// What the model is; `sha256` is the hash of the model name, scoring mode and layout: what identifies this
-    /// annotator's labels.
+    /// What the model is. A served model has no file, so `sha256` is empty; see [`Self::identity`].
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// What identifies this annotator's labels, in place of a model file's SHA-256: the hex SHA-256 of the
+    /// server's base URL, the model name, the scoring mode and the layout.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// One line saying how answers are read, for the start of a run.
@@ -461,6 +479,7 @@ impl ServedModel {
     /// The HTTP calls that score `request`, or why it cannot be scored.
     fn plan(&self, request: &ScoreRequest) -> std::result::Result<Vec<Planned>, String> {
         let model = &self.config.model;
+        let base = self.client.base();
         let template = self.config.text_template();
         let mut calls = Vec::new();
         for (b, branch) in request.branches.iter().enumerate() {
@@ -476,7 +495,13 @@ impl ServedModel {
                         calls.push(Planned {
                             branch: b,
                             option: Some(o),
-                            call: Call::new("completions", body, prompt_chars + option_chars, 1),
+                            call: Call::new(
+                                base,
+                                "completions",
+                                body,
+                                prompt_chars + option_chars,
+                                1,
+                            ),
                             reader: Reader::Echo,
                         });
                     }
@@ -510,7 +535,7 @@ impl ServedModel {
                     calls.push(Planned {
                         branch: b,
                         option: None,
-                        call: Call::new(path, body, chars, 1),
+                        call: Call::new(base, path, body, chars, 1),
                         reader: Reader::FirstToken {
                             space_before: template == Some(ChatTemplate::Completion),
                         },
@@ -540,7 +565,7 @@ impl ServedModel {
                     calls.push(Planned {
                         branch: b,
                         option: None,
-                        call: Call::new(path, body, chars, max_tokens),
+                        call: Call::new(base, path, body, chars, max_tokens),
                         reader: Reader::Generate,
                     });
                 }
@@ -914,6 +939,53 @@ impl Scorer for HttpScorer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn offline(endpoint: &str, scoring: ServedScoring) -> ServedModel {
+        let spec = ModelSpec {
+            name: "smollm2".into(),
+            endpoint: Some(endpoint.into()),
+            scoring: Some(scoring),
+            chat_template: Some(ChatTemplate::Chatml),
+            ..ModelSpec::default()
+        };
+        ServedModel::offline(ServedConfig::from_spec(&spec, None).unwrap()).unwrap()
+    }
+
+    /// Issue 11 §1.5: an answer stored from one server is never taken for another server's, even with a model of
+    /// the same name; the same server written with a trailing slash shares them.
+    #[test]
+    fn issue_11_cache_keys_and_identity_name_the_server() {
+        let task = assay_core::TaskSpec::from_toml_str(
+            "name = \"t\"\ntype = \"classify\"\ninput = \"{{ text }}\"\nlabels = [\"ham\", \"spam\"]\n",
+        )
+        .unwrap();
+        let request = assay_core::PromptBuilder::new(&task).unwrap().request("hi");
+        for scoring in [
+            ServedScoring::PromptLogprobs,
+            ServedScoring::FirstToken,
+            ServedScoring::Generate,
+        ] {
+            let keys = |endpoint: &str| -> Vec<String> {
+                let model = offline(endpoint, scoring);
+                model
+                    .calls(std::slice::from_ref(&request))
+                    .into_iter()
+                    .map(|c| c.key)
+                    .collect()
+            };
+            let here = keys("http://127.0.0.1:8080/v1");
+            let there = keys("http://10.1.2.3:8080/v1");
+            assert!(!here.is_empty());
+            assert!(here.iter().all(|k| !there.contains(k)), "{scoring:?}");
+            assert_eq!(here, keys("http://127.0.0.1:8080/v1/"), "{scoring:?}");
+        }
+        let (a, b) = (
+            offline("http://127.0.0.1:8080/v1", ServedScoring::FirstToken),
+            offline("http://10.1.2.3:8080/v1", ServedScoring::FirstToken),
+        );
+        assert_ne!(a.identity(), b.identity());
+        assert_eq!(a.info().sha256, "", "a served model has no file to hash");
+    }
 
     #[test]
     fn prices_come_from_the_task_then_the_table_then_zero() {
