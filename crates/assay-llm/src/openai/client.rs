@@ -2,6 +2,16 @@
 //! per-request timeout, and retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped
 //! connections (a `Retry-After` header wins when it asks for longer). Answers are read up to
 //! [`MAX_RESPONSE_BYTES`]; a longer one fails its request rather than filling memory.
+//!
+//! Why the pacing and backoff are written here rather than taken from `governor` and `backon` (issue 11 §1.12,
+//! reviewed): the whole of it is [`Pacer`] (one start interval and one token bucket, ~50 lines, unit-tested) and
+//! [`backoff`] (3 lines). `governor` would need two limiters and still a branch of our own for a request larger
+//! than a minute's token allowance (its `until_n_ready` refuses those outright, where this waits for a full
+//! bucket and sends), and brings its own clock and a dozen dependencies. `backon` covers the delays but not what
+//! the loop here is mostly about: a `Retry-After` that wins when longer, a 4xx that rejects the item instead of
+//! retrying, giving the concurrency slot back while waiting, and stopping at once on Ctrl-C. A crate would move
+//! that logic into closures without removing it. No answer cache lives in memory here (answers go to the store),
+//! so there is nothing for `moka` to bound.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

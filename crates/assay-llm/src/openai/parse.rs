@@ -423,4 +423,172 @@ mod tests {
         let chat = json!({"choices": [{"message": {"role": "assistant", "content": "Spam"}}]});
         assert_eq!(generated_text(&chat).unwrap(), "Spam");
     }
+
+    mod fuzz {
+        //! Issue 11 §3: whatever a server sends, reading it never panics; every parser returns `Ok` or `Err`.
+        //! 256 cases per property, 4 properties (1,024 cases per `cargo test`).
+
+        use super::super::*;
+        use assay_core::{ChatMessage, Role};
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        /// Keys the parsers look for, and some they do not.
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "choices",
+                    "logprobs",
+                    "tokens",
+                    "token_logprobs",
+                    "top_logprobs",
+                    "content",
+                    "token",
+                    "logprob",
+                    "usage",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "text",
+                    "message",
+                    "assay_first_token",
+                    "alternatives",
+                    "listed_mass",
+                    "lowest",
+                    "0",
+                ])
+                .prop_map(str::to_string),
+                ".{0,6}",
+            ]
+        }
+
+        /// Any JSON value, nested up to 4 deep.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|i| json!(i)),
+                any::<u64>().prop_map(|i| json!(i)),
+                any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+                    .map(Value::Number)),
+                prop::sample::select(vec![-0.0, -1e-300, -1e300, 0.5, 1.0, -700.0])
+                    .prop_map(|f| json!(f)),
+                ".{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    prop::collection::vec((key(), inner), 0..8)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Answers shaped like the servers' (chat, completions, echoed, compact), with random parts.
+        fn answer() -> impl Strategy<Value = Value> {
+            let tokens = prop::collection::vec(
+                prop_oneof![".{0,4}".prop_map(Value::String), json_value()],
+                0..10,
+            );
+            let numbers = prop::collection::vec(
+                prop_oneof![
+                    any::<f64>().prop_map(|f| json!(f)),
+                    Just(Value::Null),
+                    json_value()
+                ],
+                0..10,
+            );
+            prop_oneof![
+                json_value(),
+                (tokens.clone(), numbers.clone(), json_value(), json_value()).prop_map(|(t, l, top, usage)| {
+                    json!({"choices": [{"text": "x", "logprobs": {"tokens": t, "token_logprobs": l,
+                        "top_logprobs": top}}], "usage": usage})
+                }),
+                (json_value(), prop::collection::vec(json_value(), 0..5)).prop_map(|(first, alts)| {
+                    json!({"choices": [{"logprobs": {"content": [{"token": first, "logprob": -0.5,
+                        "top_logprobs": alts}]}, "message": {"content": first}}]})
+                }),
+                (json_value(), json_value(), json_value()).prop_map(|(a, m, l)| {
+                    json!({"assay_first_token": {"alternatives": a, "listed_mass": m, "lowest": l}})
+                }),
+            ]
+        }
+
+        /// Every parser on one answer, with the given options.
+        fn read_all(answer: &Value, options: &[String], space_before: bool) {
+            for option in options {
+                let _ = echoed_option_logprob(answer, option);
+            }
+            let _ = first_token_alternatives(answer);
+            if let Ok(evidence) = first_token_evidence(answer) {
+                let _ = first_token_scores(&evidence, options, space_before);
+            }
+            let compact = compact_first_token(answer.clone(), options, space_before);
+            if let Ok(evidence) = first_token_evidence(&compact) {
+                let _ = first_token_scores(&evidence, options, space_before);
+            }
+            if let Ok(text) = generated_text(answer) {
+                let _ = match_generated(&text, options);
+            }
+            let _ = usage(answer);
+            let _ = echoed_option_logprob(&trimmed_for_cache(answer.clone()), "a");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_json_value_is_read_without_panicking(
+                answer in answer(),
+                options in prop::collection::vec(".{0,6}", 0..4),
+                space_before in any::<bool>(),
+            ) {
+                read_all(&answer, &options, space_before);
+            }
+
+            #[test]
+            fn any_string_is_read_without_panicking(
+                text in prop_oneof![".{0,64}", "[\\[\\]{}\",:0-9a-z. -]{0,64}"],
+                options in prop::collection::vec(".{0,6}", 0..4),
+            ) {
+                if let Ok(answer) = serde_json::from_str::<Value>(&text) {
+                    read_all(&answer, &options, false);
+                }
+                let _ = match_generated(&text, &options);
+                for option in &options {
+                    let _ = echoed_option_logprob(&json!({"choices": [{"logprobs": {
+                        "tokens": [text.clone()], "token_logprobs": [-1.0]}}]}), option);
+                }
+            }
+
+            #[test]
+            fn echoed_answers_of_any_tokens_are_read_without_panicking(
+                tokens in prop::collection::vec(".{0,3}", 0..12),
+                logprobs in prop::collection::vec(prop_oneof![any::<f64>().prop_map(|f| json!(f)), Just(Value::Null)], 0..12),
+                completion in prop_oneof![Just(Value::Null), any::<u64>().prop_map(|n| json!(n)), (0u64..4).prop_map(|n| json!(n))],
+                option in ".{0,6}",
+            ) {
+                let answer = json!({"choices": [{"logprobs": {"tokens": tokens, "token_logprobs": logprobs}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": completion}});
+                let _ = echoed_option_logprob(&answer, &option);
+            }
+
+            #[test]
+            fn any_prompt_is_laid_out_without_panicking(
+                messages in prop::collection::vec((0..3u8, ".{0,16}"), 0..5),
+            ) {
+                let prompt = PromptSpec {
+                    messages: messages
+                        .into_iter()
+                        .map(|(r, content)| ChatMessage {
+                            role: [Role::System, Role::User, Role::Assistant][r as usize],
+                            content,
+                        })
+                        .collect(),
+                };
+                for template in [ChatTemplate::Chatml, ChatTemplate::Completion] {
+                    let _ = render(&prompt, template) + separator(template);
+                }
+            }
+        }
+    }
 }
