@@ -233,3 +233,144 @@ mod tests {
         assert!((k01 - 7.0 / 11.0).abs() < 1e-12, "{k01}");
     }
 }
+
+/// The baselines a judge must beat on pairs with a non-tie human majority, and its length preference (issue 12
+/// item 7): preference judges, people and small models alike, tend to favour one length.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LengthBaselines {
+    /// Pairs with a non-tie human majority whose responses differ in length.
+    pub pairs: usize,
+    /// Alignment of always picking response 1 (the position baseline), over every majority pair.
+    pub always_first: Option<f64>,
+    /// Alignment of always picking the shorter response.
+    pub always_shorter: Option<f64>,
+    /// Alignment of always picking the longer response.
+    pub always_longer: Option<f64>,
+    /// The judge's (debiased) alignment on the same pairs.
+    pub judge: Option<f64>,
+    /// Share of those pairs where the judge picked the shorter response.
+    pub judge_picks_shorter: Option<f64>,
+    /// Share where the human majority picked the shorter response.
+    pub humans_pick_shorter: Option<f64>,
+}
+
+/// Length and position baselines over the judged pairs; lengths are the rendered responses' characters.
+pub fn length_baselines(
+    spec: &TaskSpec,
+    prompts: &assay_core::PromptBuilder,
+    judged: &JudgedPairs,
+) -> Result<LengthBaselines> {
+    let pairs: Vec<(&PairJudgment, Option<[usize; 2]>, &Vec<Option<usize>>)> = judged
+        .values()
+        .map(|(j, data, codes)| {
+            let lengths = data.as_object().and_then(|d| {
+                if spec.kind == assay_core::TaskKind::Rate {
+                    let r = prompts.render_rated(d).ok()?;
+                    Some([r.response.chars().count(), r.second?.chars().count()])
+                } else {
+                    let p = prompts.render_pair(d).ok()?;
+                    Some(p.responses.map(|r| r.chars().count()))
+                }
+            });
+            (j, lengths, codes)
+        })
+        .collect();
+    let answers: Vec<Answer> = pairs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, _, h))| {
+            h.iter()
+                .enumerate()
+                .filter_map(move |(a, code)| code.map(|c| Answer::new(i, a, c)))
+        })
+        .collect();
+    let majority = majority_vote(&answers, pairs.len(), 3, TiePolicy::Report)?;
+    let (mut first, mut counted) = (0usize, 0usize);
+    let (mut shorter, mut longer, mut judge, mut judge_short, mut human_short, mut n) =
+        (0, 0, 0, 0, 0, 0usize);
+    for ((j, lengths, _), vote) in pairs.iter().zip(&majority) {
+        let Some(m @ (0 | 1)) = vote.label else {
+            continue;
+        };
+        counted += 1;
+        first += usize::from(m == 0);
+        let Some([a, b]) = lengths.filter(|[a, b]| a != b) else {
+            continue;
+        };
+        n += 1;
+        let short = usize::from(b < a); // 0 when response 1 is the shorter
+        let picked = usize::from(j.soft < 0.5);
+        shorter += usize::from(m == short);
+        longer += usize::from(m != short);
+        judge += usize::from(j.soft != 0.5 && picked == m);
+        judge_short += usize::from(j.soft != 0.5 && picked == short);
+        human_short += usize::from(m == short);
+    }
+    let share = |k: usize, of: usize| (of > 0).then(|| k as f64 / of as f64);
+    Ok(LengthBaselines {
+        pairs: n,
+        always_first: share(first, counted),
+        always_shorter: share(shorter, n),
+        always_longer: share(longer, n),
+        judge: share(judge, n),
+        judge_picks_shorter: share(judge_short, n),
+        humans_pick_shorter: share(human_short, n),
+    })
+}
+
+#[cfg(test)]
+mod length_tests {
+    use super::*;
+    use crate::judgment::judge_pair;
+
+    #[test]
+    fn issue_12_length_baselines_count_the_shorter_and_the_first() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"p\"\ntype = \"compare\"\n[compare]\ncontext = \"{{ q }}\"\nresponse-1 = \"{{ a }}\"\nresponse-2 = \"{{ b }}\"\n",
+        )
+        .unwrap();
+        let prompts = assay_core::PromptBuilder::new(&spec).unwrap();
+        let row = |a: &str, b: &str| serde_json::json!({"q": "?", "a": a, "b": b});
+        let mut judged = JudgedPairs::new();
+        // People prefer the shorter response in pairs 0 and 1, the longer in pair 2; the judge picks 1 always.
+        judged.insert(
+            0,
+            (
+                judge_pair(0.9, 0.2, 0.0),
+                row("short", "much longer"),
+                vec![Some(0)],
+            ),
+        );
+        judged.insert(
+            1,
+            (
+                judge_pair(0.9, 0.2, 0.0),
+                row("much longer", "short"),
+                vec![Some(1)],
+            ),
+        );
+        judged.insert(
+            2,
+            (
+                judge_pair(0.9, 0.2, 0.0),
+                row("much longer", "short"),
+                vec![Some(0)],
+            ),
+        );
+        judged.insert(
+            3,
+            (
+                judge_pair(0.9, 0.2, 0.0),
+                row("tie", "tie"),
+                vec![Some(TIE)],
+            ),
+        );
+        let b = length_baselines(&spec, &prompts, &judged).unwrap();
+        assert_eq!(b.pairs, 3);
+        assert_eq!(b.always_first, Some(2.0 / 3.0));
+        assert_eq!(b.always_shorter, Some(2.0 / 3.0));
+        assert_eq!(b.always_longer, Some(1.0 / 3.0));
+        assert_eq!(b.judge, Some(2.0 / 3.0));
+        assert_eq!(b.judge_picks_shorter, Some(1.0 / 3.0));
+    }
+}

@@ -8,7 +8,8 @@ use anyhow::bail;
 use assay_core::{CalibrationMethod, TaskKind, TaskSpec};
 use assay_label::calibrate::{in_fit_split, MIN_FIT_ROWS};
 use assay_label::eval::{
-    classify_figures, judged_pairs, ColumnFigures, JudgedPairs, PreferenceReport,
+    classify_figures, judged_pairs, length_baselines, ColumnFigures, JudgedPairs, LengthBaselines,
+    PreferenceReport,
 };
 use assay_label::export::task_labels;
 use assay_label::judgment::PairJudgment;
@@ -128,7 +129,12 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
                 &args.human,
                 spec.is_rated_pair(),
             );
-            serde_json::to_value(&report)?
+            let prompts = assay_label::TaskIdentity::of(&spec)?.prompts;
+            let baselines = length_baselines(&spec, &prompts, &main)?;
+            print_baselines(&baselines);
+            let mut value = serde_json::to_value(&report)?;
+            value["length_baselines"] = serde_json::to_value(&baselines)?;
+            value
         }
         TaskKind::Compare | TaskKind::Rate => {
             bail!(
@@ -314,4 +320,28 @@ fn opt_pct(x: Option<f64>) -> String {
 
 fn opt3(x: Option<f64>) -> String {
     x.map_or("-".into(), |x| format!("{x:.3}"))
+}
+
+/// The position and length baselines beside the judge, and its length preference.
+fn print_baselines(b: &LengthBaselines) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        format!("baselines ({} majority pairs of unequal length)", b.pairs),
+        "alignment".to_string(),
+    ]);
+    for (name, value) in [
+        ("judge, both orders", b.judge),
+        ("always response 1 (all majority pairs)", b.always_first),
+        ("always the shorter", b.always_shorter),
+        ("always the longer", b.always_longer),
+    ] {
+        table.add_row([name.to_string(), opt_pct(value)]);
+    }
+    outln!("{table}");
+    outln!(
+        "length preference: the judge picks the shorter response in {} of these pairs, people in {}",
+        opt_pct(b.judge_picks_shorter),
+        opt_pct(b.humans_pick_shorter)
+    );
 }
