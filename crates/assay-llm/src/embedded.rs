@@ -175,7 +175,7 @@ impl EmbeddedModel {
         format: PromptFormat,
     ) -> Result<Vec<Range<usize>>> {
         if format == PromptFormat::Completion {
-            return Ok(vec![0..rendered.len()]);
+            return Ok(std::iter::once(0..rendered.len()).collect());
         }
         let mut spans = Vec::new();
         let mut cursor = 0;
