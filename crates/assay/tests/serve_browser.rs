@@ -150,6 +150,9 @@ fn serve(store: &Path, dir: &Path) -> (Server, u16) {
         .env("ASSAY_STORE", store)
         .env("ASSAY_LOG", "info")
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        // The admin creates a project from a task file in `dir` (issue 11: only under --projects-dir).
+        .arg("--projects-dir")
+        .arg(dir)
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::from(
             std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
