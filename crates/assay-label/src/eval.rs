@@ -254,13 +254,16 @@ pub struct LengthBaselines {
     pub humans_pick_shorter: Option<f64>,
 }
 
+/// A judged pair, its responses' lengths (when they render) and people's codes.
+type LengthPair<'a> = (&'a PairJudgment, Option<[usize; 2]>, &'a Vec<Option<usize>>);
+
 /// Length and position baselines over the judged pairs; lengths are the rendered responses' characters.
 pub fn length_baselines(
     spec: &TaskSpec,
     prompts: &assay_core::PromptBuilder,
     judged: &JudgedPairs,
 ) -> Result<LengthBaselines> {
-    let pairs: Vec<(&PairJudgment, Option<[usize; 2]>, &Vec<Option<usize>>)> = judged
+    let pairs: Vec<LengthPair<'_>> = judged
         .values()
         .map(|(j, data, codes)| {
             let lengths = data.as_object().and_then(|d| {

@@ -215,6 +215,7 @@ fn training_label(
 }
 
 /// Stage `train`: gather the training rows, cross-validate, calibrate, fit, and choose the labeler.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn train(
     job: &LabelJob,
     prompts: &assay_core::PromptBuilder,
@@ -422,24 +423,6 @@ pub(crate) fn embedder<'m>(
     Ok(EmbeddedEmbedder::new(model.model(), options)?)
 }
 
-/// Reasons for the choice, tested without a model.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auto_prefers_the_probe_on_ties_and_says_why() {
-        let (l, why) = choose(Labeler::Auto, 0.9, 0.9, 50);
-        assert_eq!(l, Labeler::Probe);
-        assert!(
-            why.contains("probe 90.0%") && why.contains("llm 90.0%"),
-            "{why}"
-        );
-        assert_eq!(choose(Labeler::Auto, 0.6, 0.9, 50).0, Labeler::Llm);
-        assert_eq!(choose(Labeler::Llm, 0.99, 0.1, 50).0, Labeler::Llm);
-    }
-}
-
 /// Stage `probe` (tasks with `[probe]`): embed every item (stored vectors reused), then train on gold rows of
 /// the fit split and people's answers. `None` without `[probe]`, or with too few labeled rows.
 pub(crate) fn stage(
@@ -580,5 +563,23 @@ impl TrainedProbe {
             held_out_rows: held_out.rows,
             ..self.summary.clone()
         }
+    }
+}
+
+/// Reasons for the choice, tested without a model.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_prefers_the_probe_on_ties_and_says_why() {
+        let (l, why) = choose(Labeler::Auto, 0.9, 0.9, 50);
+        assert_eq!(l, Labeler::Probe);
+        assert!(
+            why.contains("probe 90.0%") && why.contains("llm 90.0%"),
+            "{why}"
+        );
+        assert_eq!(choose(Labeler::Auto, 0.6, 0.9, 50).0, Labeler::Llm);
+        assert_eq!(choose(Labeler::Llm, 0.99, 0.1, 50).0, Labeler::Llm);
     }
 }
