@@ -113,6 +113,11 @@ pub fn task_labels(
             }
         }
     }
+    // The probe (`probe:<embedder>`) learns from the model's labels and people's answers; it is read only when
+    // asked for by name, so a task with a `[probe]` still has one model by default.
+    if annotator.is_none_or(|a| !a.starts_with(crate::probe::PROBE_PREFIX)) {
+        labels.retain(|l| !l.annotator.starts_with(crate::probe::PROBE_PREFIX));
+    }
     let mut annotators: Vec<String> = labels.iter().map(|l| l.annotator.clone()).collect();
     annotators.sort();
     annotators.dedup();

@@ -24,6 +24,9 @@ use crate::rows::{blocks, Item, ItemStream};
 use crate::run::{Context, LabelJob, Readback};
 use crate::{Backend, Error, Result};
 
+/// The start of every probe's annotator name.
+pub const PROBE_PREFIX: &str = "probe:";
+
 /// Texts embedded per call.
 const EMBED_BLOCK: usize = 64;
 /// Seed of the cross-validation folds.
@@ -379,7 +382,7 @@ impl TrainedProbe {
 
     /// The annotator name of its labels.
     pub fn annotator(&self) -> String {
-        format!("probe:{}", self.embedder_key)
+        format!("{PROBE_PREFIX}{}", self.embedder_key)
     }
 
     /// Provenance of its labels.

@@ -513,7 +513,14 @@ fn model_label(assay: &Value) -> Option<(String, ImportedLabel)> {
             .unwrap_or("")
     };
     let (model, sha) = (text("annotator"), text("model_sha256"));
+    // Where the probe gave the label (`assay.labeler = "probe"`), the label is the probe's: name it.
+    let probe = assay
+        .get("labeler")
+        .filter(|l| l.as_str() == Some("probe"))
+        .and_then(|_| assay.pointer("/probe/provenance/annotator"))
+        .and_then(Value::as_str);
     let annotator = match (model, sha) {
+        _ if probe.is_some() => probe.unwrap_or_default().to_string(),
         ("", _) => "imported".to_string(),
         // The first 12 characters (a SHA-256 is hex, but the file may say anything: never slice bytes).
         (m, s) if s.chars().count() >= 12 => {
@@ -560,6 +567,19 @@ mod tests {
             assay_label::judgment::position_consistent(&label.scores),
             Some(false)
         );
+    }
+
+    /// Issue 12: a row whose final label came from the probe is imported as the probe's label, not the LLM's.
+    #[test]
+    fn issue_12_a_probe_label_is_imported_under_the_probes_name() {
+        let assay = json!({"label": "spam", "labeler": "probe",
+            "provenance": {"annotator": "smollm2", "model_sha256": "0123456789abcdef"},
+            "probe": {"label": "spam", "provenance": {"annotator": "probe:minilm/mean@00ff"}}});
+        let (annotator, _) = model_label(&assay).unwrap();
+        assert_eq!(annotator, "probe:minilm/mean@00ff");
+        let llm = json!({"label": "ham", "labeler": "llm",
+            "provenance": {"annotator": "smollm2", "model_sha256": "0123456789abcdef"}});
+        assert_eq!(model_label(&llm).unwrap().0, "smollm2@0123456789ab");
     }
 
     #[test]
