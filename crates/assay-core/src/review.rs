@@ -21,6 +21,10 @@ pub struct ReviewSpec {
     /// Compare tasks: route pairs whose judgment was not position-consistent.
     #[serde(default = "yes")]
     pub inconsistent: bool,
+    /// Tasks with a `[probe]`: route items where the probe and the LLM give different labels (the answers that
+    /// teach the probe most, and catch either labeler's mistakes).
+    #[serde(default = "yes")]
+    pub disagree: bool,
     /// Share (0..1) of the auto-accepted items drawn at random for an audit; their suggestion is always hidden.
     #[serde(default)]
     pub audit_rate: f64,
@@ -62,6 +66,7 @@ impl Default for ReviewSpec {
             confidence_below: None,
             lowest_share: None,
             inconsistent: true,
+            disagree: true,
             audit_rate: 0.0,
             gold_rate: 0.0,
             overlap: 1,
@@ -85,14 +90,17 @@ pub enum RouteReason {
     Inconsistent,
     /// A random sample of what the machine would have accepted.
     Audit,
+    /// The probe and the LLM labeled it differently.
+    Disagree,
 }
 
 impl RouteReason {
     /// Every reason, in the order they win.
-    pub const ALL: [RouteReason; 4] = [
+    pub const ALL: [RouteReason; 5] = [
         RouteReason::Gold,
         RouteReason::LowConfidence,
         RouteReason::Inconsistent,
+        RouteReason::Disagree,
         RouteReason::Audit,
     ];
 
@@ -103,6 +111,7 @@ impl RouteReason {
             RouteReason::LowConfidence => "low-confidence",
             RouteReason::Inconsistent => "inconsistent",
             RouteReason::Audit => "audit",
+            RouteReason::Disagree => "disagree",
         }
     }
 
@@ -126,6 +135,8 @@ pub struct RouteCandidate {
     pub confidence: Option<f64>,
     /// Compare tasks: whether both orders preferred the same response.
     pub position_consistent: Option<bool>,
+    /// Tasks with a probe: whether the probe's and the LLM's labels differ.
+    pub labelers_disagree: Option<bool>,
     /// Whether the item has a gold answer.
     pub has_gold: bool,
 }
@@ -193,6 +204,8 @@ impl ReviewSpec {
                 reasons.insert(c.id, RouteReason::LowConfidence);
             } else if self.inconsistent && c.position_consistent == Some(false) {
                 reasons.insert(c.id, RouteReason::Inconsistent);
+            } else if self.disagree && c.labelers_disagree == Some(true) {
+                reasons.insert(c.id, RouteReason::Disagree);
             }
         }
         // Audit: a fixed share of the rest of the machine-labeled, non-gold items, drawn by a seeded hash.
@@ -270,8 +283,30 @@ mod tests {
             id,
             confidence: Some(confidence),
             position_consistent: None,
+            labelers_disagree: None,
             has_gold: false,
         }
+    }
+
+    /// Issue 12: items where the probe and the LLM disagree go to people, after the low-confidence ones.
+    #[test]
+    fn issue_12_disagreements_between_probe_and_llm_are_routed() {
+        let mut items: Vec<RouteCandidate> = (0..10).map(|i| c(i, 0.99)).collect();
+        items[3].labelers_disagree = Some(true);
+        items[7].labelers_disagree = Some(true);
+        items[5].labelers_disagree = Some(false);
+        let spec = ReviewSpec::default();
+        let routed = spec.route(&items);
+        assert_eq!(
+            routed,
+            vec![(3, RouteReason::Disagree), (7, RouteReason::Disagree)]
+        );
+        let off = ReviewSpec {
+            disagree: false,
+            ..ReviewSpec::default()
+        };
+        assert!(off.route(&items).is_empty());
+        assert_eq!(RouteReason::parse("disagree"), Some(RouteReason::Disagree));
     }
 
     #[test]

@@ -530,11 +530,16 @@ fn model_label(assay: &Value) -> Option<(String, ImportedLabel)> {
     };
     // Compare judgments keep P("1") per order; rebuild the two orders' log-probabilities from them, so routing
     // can tell position-inconsistent pairs.
-    let scores = assay
+    let mut scores = assay
         .get("preference")
         .and_then(|p| Some((p.get("p_ab")?.as_f64()?, p.get("p_ba")?.as_f64()?)))
         .map(|(ab, ba)| json!([[ab.ln(), (1.0 - ab).ln()], [ba.ln(), (1.0 - ba).ln()]]))
         .unwrap_or(Value::Null);
+    // A task with a probe: whether the probe and the LLM agreed, for the `disagree` routing reason.
+    let llm = assay.pointer("/llm/label").or_else(|| assay.get("label"));
+    if let (Some(probe), Some(llm), true) = (assay.pointer("/probe/label"), llm, scores.is_null()) {
+        scores = json!({"labelers_disagree": probe != llm});
+    }
     Some((
         annotator,
         ImportedLabel {
@@ -580,6 +585,19 @@ mod tests {
         let llm = json!({"label": "ham", "labeler": "llm",
             "provenance": {"annotator": "smollm2", "model_sha256": "0123456789abcdef"}});
         assert_eq!(model_label(&llm).unwrap().0, "smollm2@0123456789ab");
+        // The probe (chosen) said spam where the LLM said ham: a disagreement, kept for routing.
+        let both = json!({"label": "spam", "labeler": "probe", "llm": {"label": "ham"},
+            "probe": {"label": "spam", "provenance": {"annotator": "probe:e"}}});
+        assert_eq!(
+            model_label(&both).unwrap().1.scores,
+            json!({"labelers_disagree": true})
+        );
+        // The LLM chosen and the probe agreeing.
+        let agree = json!({"label": "ham", "labeler": "llm", "probe": {"label": "ham"}});
+        assert_eq!(
+            model_label(&agree).unwrap().1.scores,
+            json!({"labelers_disagree": false})
+        );
     }
 
     #[test]

@@ -678,7 +678,7 @@ impl Store {
             "SELECT r.id, a.confidence, a.value, {}, {}, {} FROM records r
              LEFT JOIN annotations a ON a.record_id = r.id AND a.task_id = $1 AND a.annotator_kind = 'model'
              WHERE r.dataset_id = $2 ORDER BY r.id, a.id",
-            if is_compare { "a.scores" } else { "NULL" },
+            "a.scores",
             column_sql(&p.spec.gold),
             column_sql(&review.skill_column),
         );
@@ -702,13 +702,26 @@ impl Store {
             let id: i64 = r.get(0);
             let confidence: Option<f64> = r.get(1);
             let value: Option<String> = r.get(2);
+            let scores = parse_json(r.get(3), "scores")?;
             let consistent = if is_compare {
-                parse_json(r.get(3), "scores")?
+                scores
                     .as_ref()
                     .and_then(assay_core::task::position_consistent)
             } else {
                 None
             };
+            // An imported label of a task with a probe says whether the probe and the LLM agreed.
+            let mut disagree = scores
+                .as_ref()
+                .and_then(|s| s.get("labelers_disagree"))
+                .and_then(serde_json::Value::as_bool);
+            // A record labeled by two model annotators (the LLM, then the probe trained after it): they disagree
+            // when their labels differ. The later one's label and confidence are the ones routed on.
+            if let (Some(last), Some(prev)) = (candidates.last(), info.get(&id)) {
+                if last.id == id {
+                    disagree = Some(disagree.unwrap_or(false) || prev.suggestion != value);
+                }
+            }
             let column = |i: usize| -> Result<Option<serde_json::Value>> {
                 Ok(match parse_json(r.get(i), "record column")? {
                     None | Some(serde_json::Value::Null) => None,
@@ -727,6 +740,7 @@ impl Store {
                 id,
                 confidence,
                 position_consistent: consistent,
+                labelers_disagree: disagree,
                 has_gold: gold.is_some(),
             };
             // With several model labels for a record, the last written wins.

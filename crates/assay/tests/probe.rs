@@ -29,8 +29,9 @@ fn issue_12_probe_learns_from_gold_and_from_answers_given_in_assay_serve() {
             "output = \"../../out/sms-spam.labeled.jsonl\"",
             "output = \"labeled.jsonl\"",
         );
-    task_text.push_str("[review]\nlowest-share = 0.1\noverlap = 1\n\n");
-    task_text.push_str("[probe]\nembedder = \"llm\"\nlabeler = \"probe\"\nmin-rows = 5\nfolds = 3\n");
+    task_text.push_str("[review]\nlowest-share = 0.1\noverlap = 1\ndisagree = true\n\n");
+    task_text
+        .push_str("[probe]\nembedder = \"llm\"\nlabeler = \"probe\"\nmin-rows = 5\nfolds = 3\n");
     let task = d.join("task.toml");
     std::fs::write(&task, task_text).unwrap();
     let db = d.join("store.db");
@@ -61,14 +62,23 @@ fn issue_12_probe_learns_from_gold_and_from_answers_given_in_assay_serve() {
         let assay = &row["assay"];
         assert_eq!(assay["labeler"], "probe", "{row}");
         assert_eq!(assay["label"], assay["probe"]["label"]);
-        assert!(assay["llm"]["label"].is_string(), "the LLM's label stays beside: {row}");
+        assert!(
+            assay["llm"]["label"].is_string(),
+            "the LLM's label stays beside: {row}"
+        );
         let provenance = &assay["probe"]["provenance"];
         assert_eq!(provenance["train_rows"], probe["train_rows"]);
         assert_eq!(provenance["train_sha256"], probe["train_sha256"]);
-        assert!(provenance["annotator"].as_str().unwrap().starts_with("probe:"));
+        assert!(provenance["annotator"]
+            .as_str()
+            .unwrap()
+            .starts_with("probe:"));
     }
     assert_eq!(
-        sql_count(&db, "SELECT COUNT(*) FROM annotations WHERE annotator LIKE 'probe:%'"),
+        sql_count(
+            &db,
+            "SELECT COUNT(*) FROM annotations WHERE annotator LIKE 'probe:%'"
+        ),
         60
     );
 
@@ -81,8 +91,28 @@ fn issue_12_probe_learns_from_gold_and_from_answers_given_in_assay_serve() {
     // People answer the routed rows through the running server (with the gold label, as a careful person would).
     let alice = run(&["annotator", "add", "alice"]).trim().to_string();
     run(&["project", "create", task.to_str().unwrap()]);
+    // The rows where the probe and the LLM disagree go to people (the `disagree` reason), beside the least certain.
+    let disagreeing = rows
+        .iter()
+        .filter(|r| r["assay"]["probe"]["label"] != r["assay"]["llm"]["label"])
+        .count() as i64;
+    let routed_disagree = sql_count(
+        &db,
+        "SELECT COUNT(*) FROM review_items WHERE reason = 'disagree'",
+    );
+    assert!(
+        disagreeing > 0,
+        "the 135M LLM and the probe disagree somewhere"
+    );
+    assert!(
+        routed_disagree >= 1 && routed_disagree <= disagreeing,
+        "{routed_disagree} of {disagreeing}"
+    );
     let mut serve = assay();
-    serve.arg("--store").arg(&db).args(["serve", "--bind", "127.0.0.1:0"]);
+    serve
+        .arg("--store")
+        .arg(&db)
+        .args(["serve", "--bind", "127.0.0.1:0"]);
     let (mut server, port) = spawn_server(serve);
     let mut answered = 0;
     loop {
@@ -126,6 +156,7 @@ fn issue_12_probe_learns_from_gold_and_from_answers_given_in_assay_serve() {
         .filter(|r| r["assay"]["final"]["source"] == "human")
         .count();
     assert_eq!(answered_rows, answered as usize);
-    assert!(rows.iter().all(|r| r["assay"]["probe"]["provenance"]["train_sha256"]
-        == third["probe"]["train_sha256"]));
+    assert!(rows.iter().all(
+        |r| r["assay"]["probe"]["provenance"]["train_sha256"] == third["probe"]["train_sha256"]
+    ));
 }
