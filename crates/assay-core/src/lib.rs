@@ -22,9 +22,9 @@ pub mod review;
 pub mod task;
 
 pub use error::{Error, Result};
+pub use probe::{Labeler, ProbeSpec};
 pub use prompt::{ChatMessage, PromptBuilder, PromptSpec, Role, ScoreBranch, ScoreRequest};
 pub use provenance::{AnnotatorKind, Provenance};
-pub use probe::{Labeler, ProbeSpec};
 pub use review::{ReviewSpec, RouteReason};
 pub use task::{
     CalibrationMethod, ChatTemplate, LabelSpec, ModelSpec, PromptFormat, RateSpec, Rating,

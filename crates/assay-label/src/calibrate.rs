@@ -335,7 +335,8 @@ mod tests {
                 .filter(|(u, g)| argmax(&c.apply(u)[0]) == g[0])
                 .count()
         };
-        let none = Calibrator::build_with(&spec, CalibrationMethod::None, false, &[], &fit).unwrap();
+        let none =
+            Calibrator::build_with(&spec, CalibrationMethod::None, false, &[], &fit).unwrap();
         assert!(accuracy(&chosen) >= accuracy(&none), "{choice}");
     }
 

@@ -644,7 +644,11 @@ pub(crate) struct Readback<'a> {
 
 impl Readback<'_> {
     /// The stored annotations of a block of items, by record.
-    pub(crate) fn block(&self, block: &[Item], cx: &Context<'_>) -> Result<HashMap<u64, StoredAnnotation>> {
+    pub(crate) fn block(
+        &self,
+        block: &[Item],
+        cx: &Context<'_>,
+    ) -> Result<HashMap<u64, StoredAnnotation>> {
         let (Some(first), Some(last)) = (block.first(), block.last()) else {
             return Ok(HashMap::new());
         };
@@ -798,9 +802,18 @@ fn write_output(
                         assay["calibration_fit"] = Value::Bool(true);
                     }
                     if let (Some(p), Some(pb)) = (probe, &probe_block) {
-                        let held = item.gold.is_some() && !(calibrator.is_fitted() && in_fit(spec, item.index));
+                        let held = item.gold.is_some()
+                            && !(calibrator.is_fitted() && in_fit(spec, item.index));
                         let llm_label = assay["label"].clone();
-                        if let Some(label) = p.apply(spec, &item, pb, llm_of(item.index), held, &mut assay, &mut held_out) {
+                        if let Some(label) = p.apply(
+                            spec,
+                            &item,
+                            pb,
+                            llm_of(item.index),
+                            held,
+                            &mut assay,
+                            &mut held_out,
+                        ) {
                             if p.chosen == assay_core::Labeler::Probe {
                                 // The summary counts final labels: the probe's replace the LLM's.
                                 written.recount(&llm_label, &label.value);
