@@ -220,7 +220,7 @@ async fn review_api_end_to_end(url: &str) {
     assert_eq!(r.json["items"], 10);
     assert_eq!(
         r.json["by_reason"],
-        json!({"gold": 2, "low-confidence": 4, "inconsistent": 0, "audit": 4})
+        json!({"gold": 2, "low-confidence": 4, "inconsistent": 0, "disagree": 0, "audit": 4})
     );
     assert_eq!(r.json["slots"]["total"], 20);
 
