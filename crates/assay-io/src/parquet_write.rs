@@ -89,6 +89,10 @@ fn parquet_error(path: &Path, error: ParquetError) -> Error {
 }
 
 /// The Arrow schema `rows` are written with; see [`write_parquet`].
+///
+/// Kept hand-written rather than `arrow_json::reader::infer_json_schema` (issue 11 §1.12): that inference knows
+/// neither the input Parquet schema a column must keep nor the paths to write as `Map<Utf8, Float64>`
+/// (label distributions), and it fails on a column whose values disagree where this writes them as text.
 fn output_schema(rows: &[Map<String, Value>], options: &ParquetOptions) -> SchemaRef {
     if rows.is_empty() {
         if let Some(input) = &options.input_schema {
