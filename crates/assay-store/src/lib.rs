@@ -507,27 +507,7 @@ impl Store {
         let created_at = now();
         let mut inserted = 0;
         for a in annotations {
-            let result = sqlx::query(
-                "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
-                     prompt_hash, scores, value, confidence, distribution, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO NOTHING",
-            )
-            .bind(source.task_id)
-            .bind(a.record_id)
-            .bind(&source.run_id)
-            .bind(source.annotator_kind.as_str())
-            .bind(&source.annotator)
-            .bind(&source.model_sha256)
-            .bind(&source.prompt_hash)
-            .bind(a.scores.to_string())
-            .bind(a.value.to_string())
-            .bind(a.confidence)
-            .bind(a.distribution.to_string())
-            .bind(&created_at)
-            .execute(&mut *tx)
-            .await?;
-            inserted += result.rows_affected();
+            inserted += write_annotation(&mut tx, "DO NOTHING", source, a, &created_at).await?;
         }
         sqlx::query("UPDATE runs SET items_scored = items_scored + $1 WHERE id = $2")
             .bind(inserted as i64)
@@ -548,30 +528,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let created_at = now();
         for a in annotations {
-            sqlx::query(
-                "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
-                     prompt_hash, scores, value, confidence, distribution, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (task_id, record_id, annotator_kind, annotator) DO UPDATE SET
-                     run_id = excluded.run_id, model_sha256 = excluded.model_sha256,
-                     prompt_hash = excluded.prompt_hash, scores = excluded.scores, value = excluded.value,
-                     confidence = excluded.confidence, distribution = excluded.distribution,
-                     created_at = excluded.created_at",
-            )
-            .bind(source.task_id)
-            .bind(a.record_id)
-            .bind(&source.run_id)
-            .bind(source.annotator_kind.as_str())
-            .bind(&source.annotator)
-            .bind(&source.model_sha256)
-            .bind(&source.prompt_hash)
-            .bind(a.scores.to_string())
-            .bind(a.value.to_string())
-            .bind(a.confidence)
-            .bind(a.distribution.to_string())
-            .bind(&created_at)
-            .execute(&mut *tx)
-            .await?;
+            write_annotation(&mut tx, REPLACE_ANNOTATION, source, a, &created_at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -784,6 +741,45 @@ fn sqlite_url(path: &str) -> String {
 /// A time-ordered UUID, so run ids sort by start time.
 fn uuid_v7() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// What an annotation that exists for the same (task, record, annotator) becomes: replaced by the new one.
+const REPLACE_ANNOTATION: &str = "DO UPDATE SET
+    run_id = excluded.run_id, model_sha256 = excluded.model_sha256, prompt_hash = excluded.prompt_hash,
+    scores = excluded.scores, value = excluded.value, confidence = excluded.confidence,
+    distribution = excluded.distribution, created_at = excluded.created_at";
+
+/// Insert one annotation inside `tx`; `on_conflict` is what happens to an existing one (`DO NOTHING` keeps it).
+/// Returns how many rows were written.
+async fn write_annotation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    on_conflict: &str,
+    source: &AnnotationSource,
+    a: &NewAnnotation,
+    created_at: &str,
+) -> Result<u64> {
+    let sql = format!(
+        "INSERT INTO annotations (task_id, record_id, run_id, annotator_kind, annotator, model_sha256,
+             prompt_hash, scores, value, confidence, distribution, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (task_id, record_id, annotator_kind, annotator) {on_conflict}"
+    );
+    let result = sqlx::query(&sql)
+        .bind(source.task_id)
+        .bind(a.record_id)
+        .bind(&source.run_id)
+        .bind(source.annotator_kind.as_str())
+        .bind(&source.annotator)
+        .bind(&source.model_sha256)
+        .bind(&source.prompt_hash)
+        .bind(a.scores.to_string())
+        .bind(a.value.to_string())
+        .bind(a.confidence)
+        .bind(a.distribution.to_string())
+        .bind(created_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(result.rows_affected())
 }
 
 /// A row of `id, record_id, row_index, run_id, scores, created_at` as a [`StoredAnnotation`].
