@@ -36,24 +36,8 @@ fn file_answers(db: &Path, answers: &[(u64, &str, &str)]) {
 fn answers_given_in_assay_serve_reach_label_output_and_export() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let csv: String = std::fs::read_to_string(repo().join("examples/sms-spam/sms-500.csv"))
-        .unwrap()
-        .lines()
-        .take(9)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(d.join("sms.csv"), csv).unwrap();
-    // The example task on those rows, reviewing the least confident quarter, one person per item.
-    let example = std::fs::read_to_string(repo().join("examples/sms-spam/task.toml")).unwrap();
-    let mut task_text = example[..example.find("[review]").unwrap()]
-        .replace("dataset = \"sms-500.csv\"", "dataset = \"sms.csv\"")
-        .replace(
-            "output = \"../../out/sms-spam.labeled.jsonl\"",
-            "output = \"labeled.jsonl\"",
-        );
-    task_text.push_str("[review]\nlowest-share = 0.25\noverlap = 1\n");
-    let task = d.join("task.toml");
-    std::fs::write(&task, task_text).unwrap();
+    // The example task on its first 8 rows, reviewing the least confident quarter, one person per item.
+    let task = sms_slice_task(d, 8, "[review]\nlowest-share = 0.25\noverlap = 1\n");
     let db = d.join("store.db");
     let run = |args: &[&str]| ok(assay().args(args).arg("--store").arg(&db).arg("--quiet"));
     run(&["label", task.to_str().unwrap(), "--threads", "2"]);

@@ -15,25 +15,12 @@ fn summary(path: &std::path::Path) -> Value {
 fn issue_12_probe_learns_from_gold_and_from_answers_given_in_assay_serve() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let csv: String = std::fs::read_to_string(repo().join("examples/sms-spam/sms-500.csv"))
-        .unwrap()
-        .lines()
-        .take(61)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(d.join("sms.csv"), csv).unwrap();
-    let example = std::fs::read_to_string(repo().join("examples/sms-spam/task.toml")).unwrap();
-    let mut task_text = example[..example.find("[review]").unwrap()]
-        .replace("dataset = \"sms-500.csv\"", "dataset = \"sms.csv\"")
-        .replace(
-            "output = \"../../out/sms-spam.labeled.jsonl\"",
-            "output = \"labeled.jsonl\"",
-        );
-    task_text.push_str("[review]\nlowest-share = 0.1\noverlap = 1\ndisagree = true\n\n");
-    task_text
-        .push_str("[probe]\nembedder = \"llm\"\nlabeler = \"probe\"\nmin-rows = 5\nfolds = 3\n");
-    let task = d.join("task.toml");
-    std::fs::write(&task, task_text).unwrap();
+    let task = sms_slice_task(
+        d,
+        60,
+        "[review]\nlowest-share = 0.1\noverlap = 1\ndisagree = true\n\n\
+         [probe]\nembedder = \"llm\"\nlabeler = \"probe\"\nmin-rows = 5\nfolds = 3\n",
+    );
     let db = d.join("store.db");
     let run = |args: &[&str]| ok(assay().args(args).arg("--store").arg(&db).arg("--quiet"));
     let label = |name: &str| {

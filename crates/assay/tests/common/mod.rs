@@ -193,3 +193,26 @@ pub fn http(
         .to_string();
     (status, body)
 }
+
+/// The SMS example task on its first `rows` rows, in `dir` (`sms.csv`, output `labeled.jsonl`), with everything
+/// from its `[review]` section on replaced by `tail`; returns the task file.
+pub fn sms_slice_task(dir: &Path, rows: usize, tail: &str) -> PathBuf {
+    let csv: String = std::fs::read_to_string(repo().join("examples/sms-spam/sms-500.csv"))
+        .unwrap()
+        .lines()
+        .take(rows + 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("sms.csv"), csv).unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/sms-spam/task.toml")).unwrap();
+    let mut task_text = example[..example.find("[review]").unwrap()]
+        .replace("dataset = \"sms-500.csv\"", "dataset = \"sms.csv\"")
+        .replace(
+            "output = \"../../out/sms-spam.labeled.jsonl\"",
+            "output = \"labeled.jsonl\"",
+        );
+    task_text.push_str(tail);
+    let task = dir.join("task.toml");
+    std::fs::write(&task, task_text).unwrap();
+    task
+}
