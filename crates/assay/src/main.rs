@@ -49,6 +49,9 @@ enum Command {
     /// People who review: add (prints their token), list.
     #[command(subcommand)]
     Annotator(commands::annotator::AnnotatorCommand),
+    /// Audit a dataset itself: duplicates, benchmark overlap, origin mix, text from other models.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&settings, args),
         Command::Project(command) => commands::project::run(&settings, command),
         Command::Annotator(command) => commands::annotator::run(&settings, command),
+        Command::Audit(command) => commands::audit::run(&settings, command),
     };
     match result {
         Ok(code) => code,

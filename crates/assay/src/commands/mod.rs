@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod annotator;
+pub mod audit;
 pub mod eval;
 pub mod export;
 pub mod label;
