@@ -1,0 +1,5 @@
+//! Where data came from, without I/O: the origin of every record and label (human, model, synthetic with its
+//! generation depth and parents, imported), how an export mixes human and generated rows, licenses and the policy
+//! an export must meet, and the dataset card written beside every export.
+
+pub mod mix;

@@ -1,0 +1,1 @@
+//! How an export (or a simulated training loop) mixes the original human rows with generated ones.
