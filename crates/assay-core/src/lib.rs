@@ -15,6 +15,7 @@
 //! ```
 
 mod error;
+pub mod generate;
 pub mod probe;
 pub mod prompt;
 pub mod provenance;

@@ -23,6 +23,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 
+use crate::sampling::{Generated, Sampling, TokenSampler};
 use crate::trie::{Leaf, Predictor, Trie};
 use crate::{Error, ItemScores, ModelInfo, Result, ScoreStats, Scorer};
 
@@ -288,6 +289,22 @@ impl EmbeddedModel {
         max_tokens: usize,
         threads: usize,
     ) -> Result<String> {
+        self.generate_sampled(prompt, format, &Sampling::greedy(max_tokens), threads)
+            .map(|generated| generated.text)
+    }
+
+    /// Decode after `prompt` (rendered in `format`) with `sampling` (temperature, top-p, a seeded draw; see
+    /// [`crate::sampling`]), stopping at the model's end-of-generation token or `sampling.max_tokens`. The same
+    /// prompt, seed and model file give the same text, so a rerun reproduces a generation run.
+    pub fn generate_sampled(
+        &self,
+        prompt: &PromptSpec,
+        format: PromptFormat,
+        sampling: &Sampling,
+        threads: usize,
+    ) -> Result<Generated> {
+        let max_tokens = sampling.max_tokens;
+        let mut sampler = TokenSampler::new(*sampling);
         let backend = backend()?;
         let tokens = self.prompt_tokens(prompt, format)?;
         let n_ctx_train = self.model.n_ctx_train() as usize;
@@ -325,17 +342,15 @@ impl EmbeddedModel {
         }
         let vocab = self.model.vocab();
         let mut bytes = Vec::new();
+        let (mut generated, mut finished) = (0, false);
         for pos in n..n + max_tokens {
             let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
-            let next = logits
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-                .map_or(0, |(i, _)| i as i32);
-            let token = LlamaToken(next);
+            let token = LlamaToken(sampler.pick(logits) as i32);
             if vocab.is_eog(token) {
+                finished = true;
                 break;
             }
+            generated += 1;
             bytes.extend(vocab.token_to_piece(token, false, None));
             batch.clear();
             batch
@@ -344,7 +359,11 @@ impl EmbeddedModel {
             ctx.decode(&mut batch)
                 .map_err(|e| Error::Backend(format!("decode: {e}")))?;
         }
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        Ok(Generated {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            tokens: generated,
+            finished,
+        })
     }
 
     /// Decode `tokens` tokens of filler text in batches of `batch` and report tokens per second: llama.cpp's own

@@ -26,6 +26,7 @@ pub mod embed;
 pub mod embedded;
 pub mod gguf;
 pub mod openai;
+pub mod sampling;
 pub mod trie;
 
 use std::path::PathBuf;
