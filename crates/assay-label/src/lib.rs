@@ -34,6 +34,8 @@ pub mod calibrate;
 mod error;
 pub mod eval;
 pub mod export;
+pub mod gate;
+pub mod generate;
 pub mod human;
 pub mod identity;
 pub mod judgment;
