@@ -26,6 +26,7 @@
 //! assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
 //! ```
 
+pub mod audit;
 pub mod svg;
 
 use std::fmt::Write as _;

@@ -16,7 +16,7 @@ pub mod source;
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Exact and near-duplicate rows (MinHash LSH, every pair verified by its exact Jaccard).
-    Dups(dups::DupsArgs),
+    Dups(Box<dups::DupsArgs>),
     /// Benchmark contamination: input rows that share long n-grams with reference sets.
     Overlap(overlap::OverlapArgs),
     /// Where a task's records and labels came from: human, model, synthetic and imported shares.
@@ -28,7 +28,7 @@ pub enum AuditCommand {
 /// Run one audit check.
 pub fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Dups(args) => dups::run(settings, args),
+        AuditCommand::Dups(args) => dups::run(settings, *args),
         AuditCommand::Overlap(args) => overlap::run(settings, args),
         AuditCommand::Mix(args) => mix::run(settings, args),
         AuditCommand::Source(args) => source::run(settings, args),
