@@ -37,6 +37,8 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// Compare a task's labels with human labels: alignment, kappa, position flips.
     Eval(commands::eval::EvalArgs),
+    /// Generate rows with a model (`type = "generate"` tasks: SFT responses), then keep those its `[gate]` passes.
+    Generate(commands::generate::GenerateArgs),
     /// Write a compare task's judgments as preference training data (DPO pairs or soft reward labels).
     Export(commands::export::ExportArgs),
     /// Check the quality of annotators' answers: agreement, aggregation, annotators, audit; HTML report.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Model(command) => commands::model::run(&settings, command),
         Command::Runs(args) => commands::runs::run(&settings, args),
         Command::Export(args) => commands::export::run(&settings, args),
+        Command::Generate(args) => commands::generate::run(&settings, args),
         Command::Eval(args) => commands::eval::run(&settings, args),
         Command::Qc(args) => commands::qc::run(args),
         Command::Serve(args) => commands::serve::run(&settings, args),

@@ -92,6 +92,17 @@ fn resolve(args: &LabelArgs, settings: &Settings) -> anyhow::Result<LabelJob> {
 
 /// Run `assay label`.
 pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
+    if assay_core::generate::is_generate_task(&args.task)? {
+        let a = args;
+        anyhow::ensure!(
+            !a.plan && a.shard.is_none(),
+            "--plan and --shard are for labeling tasks; {} is a generate task",
+            a.task.display()
+        );
+        return super::generate::run_from_label(
+            settings, a.task, a.input, a.output, a.limit, a.threads, a.summary_json,
+        );
+    }
     let job = resolve(&args, settings)?;
     // A served model is reached (and, for `scoring = "auto"`, probed) before any work; `--plan` sends nothing.
     let backend =
@@ -170,7 +181,7 @@ fn exit_status(summary: &Summary) -> ExitCode {
 }
 
 /// Ctrl-C stops after the chunk in flight; everything committed stays.
-fn watch_ctrl_c(flag: Arc<AtomicBool>) {
+pub(super) fn watch_ctrl_c(flag: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

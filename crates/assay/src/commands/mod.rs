@@ -4,6 +4,7 @@ pub mod annotator;
 pub mod audit;
 pub mod eval;
 pub mod export;
+pub mod generate;
 pub mod label;
 pub mod model;
 pub mod project;
