@@ -125,6 +125,7 @@ pub enum PairOrder {
 }
 
 /// Renders rows into [`ScoreRequest`]s for one task.
+#[derive(Clone)]
 pub struct PromptBuilder {
     env: Environment<'static>,
     kind: TaskKind,
@@ -573,6 +574,15 @@ impl PromptBuilder {
             TaskKind::MultiLabel | TaskKind::Compare | TaskKind::Rate => {}
         }
         self
+    }
+
+    /// The request for an item with its own few-shot examples (`examples-from select = "similar"`) after the
+    /// task's fixed ones.
+    pub fn request_with_examples(&self, text: &str, examples: &[ResolvedExample]) -> ScoreRequest {
+        if examples.is_empty() {
+            return self.request(text);
+        }
+        self.clone().with_examples(examples).request(text)
     }
 
     /// Render a row's input text with the task's template.

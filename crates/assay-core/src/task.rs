@@ -189,7 +189,8 @@ pub struct ExamplesFile {
     pub path: PathBuf,
     /// Column holding the label.
     pub label_column: String,
-    /// How many rows to take from the top of the file.
+    /// Examples in each prompt: with `select = "first"` the file's first rows, with `select = "similar"` the
+    /// item's nearest rows.
     #[serde(default = "default_examples_limit")]
     pub limit: usize,
 }
@@ -198,6 +199,37 @@ fn default_examples_limit() -> usize {
     4
 }
 
+    /// Which rows: the same first `limit` rows for every item (they sit in the shared prompt prefix), or per item
+    /// the `limit` rows nearest to it by embedding (the whole file is the pool; the examples then follow the
+    /// shared prefix, so each item evaluates them).
+    #[serde(default)]
+    pub select: ExampleSelect,
+    /// With `select = "similar"`: the embedding model, a cached model's name or `llm` for the task's own model.
+    /// Defaults to `[probe] embedder` when the task has a probe, else `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
+}
+
+/// How `examples-from` picks the examples of a prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExampleSelect {
+    /// The file's first rows, the same for every item.
+    #[default]
+    First,
+    /// The rows nearest to each item by cosine similarity of their embeddings (Autolabel's
+    /// `semantic_similarity`, Liu et al. 2022 "What makes good in-context examples for GPT-3?").
+    Similar,
+}
+
+impl ExamplesFile {
+    /// The embedder of `select = "similar"`: its own, the probe's, or the task's model.
+    pub fn embedder_name<'a>(&'a self, probe: Option<&'a crate::ProbeSpec>) -> &'a str {
+        self.embedder
+            .as_deref()
+            .or(probe.map(|p| p.embedder.as_str()))
+            .unwrap_or("llm")
+    }
 /// Multi-label settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -779,6 +811,7 @@ impl TaskSpec {
             .and_then(|()| spec.model.validate())
             .and_then(|()| spec.review.as_ref().map_or(Ok(()), ReviewSpec::validate))
             .and_then(|()| spec.validate_probe())
+            .and_then(|()| spec.validate_examples_from())
             .map_err(|message| Error::TaskInvalid {
                 path: path.to_path_buf(),
                 message,
@@ -794,6 +827,21 @@ impl TaskSpec {
             return Err(format!(
                 "`[probe]` is built for classify tasks only, not `{}` (not built yet)",
                 self.kind.as_str()
+    fn validate_examples_from(&self) -> std::result::Result<(), String> {
+        let Some(from) = &self.examples_from else {
+            return Ok(());
+        };
+        if from.limit == 0 {
+            return Err("`examples-from.limit` must be at least 1".into());
+        }
+        if from.select == ExampleSelect::First && from.embedder.is_some() {
+            return Err(
+                "`examples-from.embedder` is only used with `select = \"similar\"`".into(),
+            );
+        }
+        Ok(())
+    }
+
             ));
         }
         probe.check()

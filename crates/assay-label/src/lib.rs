@@ -38,6 +38,7 @@ pub mod gate;
 pub mod generate;
 pub mod human;
 pub mod identity;
+mod neighbours;
 pub mod judgment;
 pub mod probe;
 pub mod rows;

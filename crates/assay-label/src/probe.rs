@@ -55,7 +55,25 @@ pub fn open_model<'b>(
     models_home: &Path,
     backend: &'b Backend,
 ) -> Result<EmbedModel<'b>> {
-    if let Some(path) = &probe.embedder_path {
+    open_embed_model(
+        "probe.embedder",
+        &probe.embedder,
+        probe.embedder_path.as_deref(),
+        models_home,
+        backend,
+    )
+}
+
+/// Load an embedder by name (`setting` names the task setting in errors): a GGUF file given by path, `llm` for
+/// the task's own embedded model, or a cached model.
+pub fn open_embed_model<'b>(
+    setting: &str,
+    name: &str,
+    path: Option<&Path>,
+    models_home: &Path,
+    backend: &'b Backend,
+) -> Result<EmbedModel<'b>> {
+    if let Some(path) = path {
         let sha = assay_llm::cache::file_sha256(path)?;
         let name = path
             .file_stem()
@@ -65,25 +83,22 @@ pub fn open_model<'b>(
             path, name, &sha,
         )?)));
     }
-    if probe.embedder == "llm" {
+    if name == "llm" {
         return match backend {
             Backend::Embedded(model) => Ok(EmbedModel::Borrowed(model)),
             _ => Err(Error::usage(
-                "`probe.embedder = \"llm\"` embeds with the task's embedded model, and this task's model is served",
-                "set `probe.embedder` to a cached embedding model, e.g. \"all-minilm-l6-v2\" (`assay model fetch all-minilm-l6-v2`)",
+                format!("`{setting} = \"llm\"` embeds with the task's embedded model, and this task's model is served"),
+                format!("set `{setting}` to a cached embedding model, e.g. \"all-minilm-l6-v2\" (`assay model fetch all-minilm-l6-v2`)"),
             )),
         };
     }
-    match ModelCache::new(models_home).get(&probe.embedder)? {
+    match ModelCache::new(models_home).get(name)? {
         Some(m) => Ok(EmbedModel::Owned(Box::new(EmbeddedModel::load(
             &m.path, &m.name, &m.sha256,
         )?))),
         None => Err(Error::usage(
-            format!(
-                "the probe's embedding model `{}` is not in the cache",
-                probe.embedder
-            ),
-            format!("run `assay model fetch {}` first", probe.embedder),
+            format!("the embedding model `{name}` (`{setting}`) is not in the cache"),
+            format!("run `assay model fetch {name}` first"),
         )),
     }
 }
@@ -93,42 +108,72 @@ fn text_key(text: &str) -> String {
     assay_core::sha256_hex(text.as_bytes())
 }
 
-/// Stage `embed`: every item's rendered text embedded once; stored vectors are reused. Returns how many were
-/// computed in this run.
+/// The key of an embedder's stored vectors. Readable and exact: the name and pooling, then the start of the key
+/// that covers file, pooling and truncation.
+pub(crate) fn embedder_key(embedder: &dyn Embedder) -> String {
+    let info = embedder.info();
+    format!(
+        "{}/{}@{}",
+        info.name,
+        info.pooling.as_str(),
+        &info.key()[..16]
+    )
+}
+
+/// The vectors of `texts` in order: stored ones read back, the rest computed and stored. Returns them and how many
+/// were computed.
+pub(crate) fn embed_cached(
+    embedder: &mut dyn Embedder,
+    key: &str,
+    texts: &[&str],
+    cx: &Context<'_>,
+) -> Result<(Vec<Vec<f32>>, u64)> {
+    let keys: Vec<String> = texts.iter().map(|t| text_key(t)).collect();
+    let mut stored = cx.rt.block_on(cx.store.embeddings(key, &keys))?;
+    // A text repeated within the call is embedded once.
+    let mut seen = std::collections::HashSet::new();
+    let missing: Vec<(String, String)> = texts
+        .iter()
+        .zip(&keys)
+        .filter(|(_, k)| !stored.contains_key(*k) && seen.insert(k.as_str()))
+        .map(|(t, k)| (k.clone(), t.to_string()))
+        .collect();
+    let computed = missing.len() as u64;
+    if !missing.is_empty() {
+        let to_embed: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+        let vectors = embedder.embed(&to_embed)?;
+        let rows: Vec<(String, Vec<f32>)> =
+            missing.into_iter().map(|(k, _)| k).zip(vectors).collect();
+        cx.rt.block_on(cx.store.store_embeddings(key, &rows))?;
+        stored.extend(rows);
+    }
+    let vectors = keys
+        .iter()
+        .map(|k| {
+            stored
+                .get(k)
+                .cloned()
+                .ok_or_else(|| Error::Internal(format!("embedding {k} missing after storing it")))
+        })
+        .collect::<Result<_>>()?;
+    Ok((vectors, computed))
+}
+
+/// Stage `embed`: every item's rendered text embedded once; stored vectors are reused. Returns the embedder's key
+/// and how many were computed in this run.
 pub(crate) fn embed_all(
     job: &LabelJob,
     prompts: &assay_core::PromptBuilder,
     embedder: &mut dyn Embedder,
     cx: &Context<'_>,
 ) -> Result<(String, u64)> {
-    let info = embedder.info();
-    // Readable and exact: the name and pooling, then the start of the key that covers file, pooling and truncation.
-    let key = format!(
-        "{}/{}@{}",
-        info.name,
-        info.pooling.as_str(),
-        &info.key()[..16]
-    );
+    let key = embedder_key(embedder);
     let stream = ItemStream::open(&job.input, &job.spec, prompts, job.limit)?;
     cx.reporter.start("embedding", None);
     let mut computed = 0;
     for block in blocks(stream, EMBED_BLOCK) {
-        let keys: Vec<String> = block.iter().map(|i| text_key(&i.text)).collect();
-        let stored = cx.rt.block_on(cx.store.embeddings(&key, &keys))?;
-        let missing: Vec<(String, String)> = block
-            .iter()
-            .zip(&keys)
-            .filter(|(_, k)| !stored.contains_key(*k))
-            .map(|(i, k)| (k.clone(), i.text.clone()))
-            .collect();
-        if !missing.is_empty() {
-            let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
-            let vectors = embedder.embed(&texts)?;
-            let rows: Vec<(String, Vec<f32>)> =
-                missing.into_iter().map(|(k, _)| k).zip(vectors).collect();
-            computed += rows.len() as u64;
-            cx.rt.block_on(cx.store.store_embeddings(&key, &rows))?;
-        }
+        let texts: Vec<&str> = block.iter().map(|i| i.text.as_str()).collect();
+        computed += embed_cached(embedder, &key, &texts, cx)?.1;
         cx.reporter.advance(block.len() as u64);
     }
     cx.reporter.finish();

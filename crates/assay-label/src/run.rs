@@ -37,6 +37,8 @@ use crate::judgment::{
     compare_judgment, is_generated, label_from_units, logprobs_of, rating_json, rationales_of,
     units_from_scores, value_names, CompareSummary,
 };
+use crate::identity::ExamplePool;
+use crate::neighbours::{Neighbours, Picked};
 use crate::rows::{blocks, Item, ItemStream};
 use crate::served::{self, ServedPlan, ServedSummary, StoreCache};
 use crate::{Backend, Error, Reporter, Result, Shard, TaskIdentity};
@@ -173,7 +175,15 @@ pub fn run(
         ingested.dataset_id,
     ))?;
     if plan_only {
-        return plan(job, backend, &identity.prompts, &done, cx).map(Outcome::Planned);
+        return plan(
+            job,
+            backend,
+            &identity.prompts,
+            identity.example_pool.as_ref(),
+            &done,
+            cx,
+        )
+        .map(Outcome::Planned);
     }
     let run_id = cx.rt.block_on(store.start_run(&NewRun {
         task_id,
@@ -200,6 +210,7 @@ pub fn run(
             job,
             backend,
             &identity.prompts,
+            identity.example_pool.as_ref(),
             &ingested,
             &done,
             &source,
@@ -372,17 +383,41 @@ fn plan(
     job: &LabelJob,
     backend: &Backend,
     prompts: &PromptBuilder,
+    pool: Option<&ExamplePool>,
     done: &HashSet<u64>,
     cx: &Context<'_>,
 ) -> Result<Plan> {
+    let served = matches!(backend, Backend::Served(_));
+    // A served model is priced on the requests it would get, similar examples included.
+    let embed_model = match pool {
+        Some(_) if served => Some(similar_examples_embedder(job, backend)?),
+        _ => None,
+    };
+    let mut embedder = match &embed_model {
+        Some(model) => Some(crate::probe::embedder(model, job.threads)?),
+        None => None,
+    };
+    let mut neighbours = match (pool, embedder.as_mut()) {
+        (Some(pool), Some(embedder)) => Some(Neighbours::new(pool, embedder, cx)?),
+        _ => None,
+    };
     let mut pending = 0;
     let mut requests = Vec::new();
-    for item in ItemStream::open(&job.input, &job.spec, prompts, job.limit)?.flatten() {
-        if !done.contains(&item.index) {
-            pending += 1;
-            if matches!(backend, Backend::Served(_)) {
-                requests.push(item.request(prompts, None));
+    let stream = ItemStream::open(&job.input, &job.spec, prompts, job.limit)?;
+    for block in blocks(stream, 64) {
+        let block: Vec<Item> = block.into_iter().filter(|i| !done.contains(&i.index)).collect();
+        pending += block.len();
+        if !served {
+            continue;
+        }
+        match neighbours.as_mut() {
+            Some(n) => {
+                let texts: Vec<&str> = block.iter().map(|i| i.text.as_str()).collect();
+                for (item, picked) in block.iter().zip(n.pick(&texts, cx)?) {
+                    requests.push(prompts.request_with_examples(&item.text, &picked.examples));
+                }
             }
+            None => requests.extend(block.iter().map(|i| i.request(prompts, None))),
         }
     }
     let served = match backend {
@@ -411,10 +446,12 @@ struct Scored {
 }
 
 /// Stage 2: score the pending items chunk by chunk, each chunk committed in one transaction.
+#[allow(clippy::too_many_arguments)]
 fn score(
     job: &LabelJob,
     backend: &Backend,
     prompts: &PromptBuilder,
+    pool: Option<&ExamplePool>,
     ingested: &Ingested,
     done: &HashSet<u64>,
     source: &AnnotationSource,
@@ -439,6 +476,19 @@ fn score(
             Box::new(model.scorer(Box::new(cache), cx.interrupted.clone()))
         }
         Backend::Custom(custom) => Box::new(custom.borrow()),
+    };
+    // `examples-from select = "similar"`: the pool is embedded before anything is scored.
+    let embed_model = match pool {
+        Some(_) => Some(similar_examples_embedder(job, backend)?),
+        None => None,
+    };
+    let mut embedder = match &embed_model {
+        Some(model) => Some(crate::probe::embedder(model, job.threads)?),
+        None => None,
+    };
+    let mut neighbours = match (pool, embedder.as_mut()) {
+        (Some(pool), Some(embedder)) => Some(Neighbours::new(pool, embedder, cx)?),
+        _ => None,
     };
     // Content-free inputs first, as their own call, so every run starts from the same state.
     let content_free: Vec<Vec<Vec<f64>>> = scorer
@@ -491,7 +541,9 @@ fn score(
             &record_ids,
             &pending,
             scorer.as_mut(),
+            neighbours.as_mut(),
             &mut scored.failures,
+            cx,
         )?;
         scored.scored_this_run += cx
             .rt
@@ -531,8 +583,34 @@ struct ChunkAnnotations {
     finished: u64,
 }
 
+/// The model that embeds for `examples-from select = "similar"`: its own embedder, else the probe's (with its
+/// file), else the task's model.
+fn similar_examples_embedder<'b>(
+    job: &LabelJob,
+    backend: &'b Backend,
+) -> Result<crate::probe::EmbedModel<'b>> {
+    let from = job
+        .spec
+        .examples_from
+        .as_ref()
+        .ok_or_else(|| Error::Internal("an example pool without examples-from".into()))?;
+    let probe = job.spec.probe.as_ref();
+    let (setting, path) = match (&from.embedder, probe) {
+        (None, Some(p)) => ("probe.embedder", p.embedder_path.as_deref()),
+        _ => ("examples-from.embedder", None),
+    };
+    crate::probe::open_embed_model(
+        setting,
+        from.embedder_name(probe),
+        path,
+        &job.models_home,
+        backend,
+    )
+}
+
 /// Score one chunk's pending items: chain-of-thought rationales first where the task asks for them, then every
 /// option of every branch.
+#[allow(clippy::too_many_arguments)]
 fn score_chunk(
     job: &LabelJob,
     backend: &Backend,
@@ -540,13 +618,26 @@ fn score_chunk(
     record_ids: &HashMap<u64, RecordId>,
     pending: &[&Item],
     scorer: &mut dyn Scorer,
+    neighbours: Option<&mut Neighbours<'_>>,
     failures: &mut Vec<(u64, String)>,
+    cx: &Context<'_>,
 ) -> Result<ChunkAnnotations> {
     let rationales = rationales(job, backend, prompts, pending)?;
+    let picked: Vec<Option<Picked>> = match neighbours {
+        Some(n) => {
+            let texts: Vec<&str> = pending.iter().map(|i| i.text.as_str()).collect();
+            n.pick(&texts, cx)?.into_iter().map(Some).collect()
+        }
+        None => pending.iter().map(|_| None).collect(),
+    };
     let requests: Vec<_> = pending
         .iter()
         .zip(&rationales)
-        .map(|(i, r)| i.request(prompts, r.as_ref()))
+        .zip(&picked)
+        .map(|((i, r), p)| match p {
+            Some(p) => prompts.request_with_examples(&i.text, &p.examples),
+            None => i.request(prompts, r.as_ref()),
+        })
         .collect();
     let results = scorer.score(&requests)?;
     let usage: Vec<Option<Value>> = match scorer.usage() {
@@ -558,15 +649,19 @@ fn score_chunk(
         rows: Vec::new(),
         finished: 0,
     };
-    for (((item, result), rationales), usage) in
-        pending.iter().zip(results).zip(rationales).zip(usage)
+    for ((((item, result), rationales), usage), picked) in pending
+        .iter()
+        .zip(results)
+        .zip(rationales)
+        .zip(usage)
+        .zip(picked)
     {
         match result {
             Ok(scores) => {
                 let label = label_from_units(&job.spec, &units_from_scores(&scores));
-                // Rationales and a served model's usage are stored beside the log-probabilities (see
-                // `logprobs_of`).
-                let scores = match (rationales, usage) {
+                // Rationales, a served model's usage and the rows of similar examples are stored beside the
+                // log-probabilities (see `logprobs_of`).
+                let mut scores = match (rationales, usage) {
                     (Some(r), _) => json!({"logprobs": scores, "rationales": r}),
                     (None, Some(u)) if generated => {
                         json!({"logprobs": scores, "usage": u, "generated": true})
@@ -574,6 +669,12 @@ fn score_chunk(
                     (None, Some(u)) => json!({"logprobs": scores, "usage": u}),
                     (None, None) => json!(scores),
                 };
+                if let Some(p) = picked {
+                    if !scores.is_object() {
+                        scores = json!({"logprobs": scores});
+                    }
+                    scores["examples"] = json!(p.rows);
+                }
                 chunk.rows.push(NewAnnotation {
                     record_id: record_ids[&item.index],
                     scores,
@@ -913,6 +1014,10 @@ impl RowLabeler<'_> {
         }
         if let Some(usage) = stored.scores.get("usage") {
             assay["usage"] = usage.clone();
+        }
+        // `select = "similar"`: the examples file's rows (0-based) this item's prompt showed, the nearest last.
+        if let Some(rows) = stored.scores.get("examples") {
+            assay["examples"] = rows.clone();
         }
         assay["provenance"] = json!(provenance);
         let calibrated = CalibratedLabel {
