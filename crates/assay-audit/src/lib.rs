@@ -29,6 +29,7 @@ pub mod dups;
 mod hash;
 pub mod lsh;
 pub mod minhash;
+pub mod overlap;
 pub mod text;
 
 /// What can go wrong in an audit.
@@ -38,6 +39,9 @@ pub enum Error {
     /// A setting the user gave is out of range.
     #[error("{0}")]
     Config(String),
+    /// A cached overlap index could not be read back (it is rebuilt).
+    #[error("the cached overlap index is unusable: {0}")]
+    Cache(String),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -18,7 +18,7 @@ pub enum AuditCommand {
     /// Exact and near-duplicate rows (MinHash LSH, every pair verified by its exact Jaccard).
     Dups(Box<dups::DupsArgs>),
     /// Benchmark contamination: input rows that share long n-grams with reference sets.
-    Overlap(overlap::OverlapArgs),
+    Overlap(Box<overlap::OverlapArgs>),
     /// Where a task's records and labels came from: human, model, synthetic and imported shares.
     Mix(mix::MixArgs),
     /// Text written by another model: likelihood under reference models and the Binoculars score.
@@ -29,7 +29,7 @@ pub enum AuditCommand {
 pub fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Dups(args) => dups::run(settings, *args),
-        AuditCommand::Overlap(args) => overlap::run(settings, args),
+        AuditCommand::Overlap(args) => overlap::run(settings, *args),
         AuditCommand::Mix(args) => mix::run(settings, args),
         AuditCommand::Source(args) => source::run(settings, args),
     }
