@@ -230,10 +230,39 @@ impl DupCorpus {
         index
     }
 
-    /// The shingle set of document `doc`.
-    pub fn shingles(&self, doc: u32) -> &[u64] {
+    /// Document `doc`'s shingles as stored: in text order until [`DupCorpus::finish`] sorts those it compares.
+    fn shingles(&self, doc: u32) -> &[u64] {
         let doc = doc as usize;
         &self.shingles[self.shingle_starts[doc]..self.shingle_starts[doc + 1]]
+    }
+
+    /// The shingle set of document `doc`, sorted, without repeats.
+    pub fn shingle_set(&self, doc: u32) -> Vec<u64> {
+        let mut set = self.shingles(doc).to_vec();
+        set.sort_unstable();
+        set.dedup();
+        set
+    }
+
+    /// Sort the stored shingles of `docs` (sorted, without repeats) in place, on all cores: sketches keep them
+    /// in text order because only the few documents in candidate pairs are ever compared.
+    fn sort_shingles_of(&mut self, docs: &[u32]) {
+        let mut slices = Vec::with_capacity(docs.len());
+        let mut rest: &mut [u64] = &mut self.shingles;
+        let mut offset = 0;
+        for &doc in docs {
+            let (start, end) = (
+                self.shingle_starts[doc as usize],
+                self.shingle_starts[doc as usize + 1],
+            );
+            let tail = std::mem::take(&mut rest);
+            let (_, tail) = tail.split_at_mut(start - offset);
+            let (slice, tail) = tail.split_at_mut(end - start);
+            slices.push(slice);
+            rest = tail;
+            offset = end;
+        }
+        slices.par_iter_mut().for_each(|s| s.sort_unstable());
     }
 
     /// The side of document `doc`.
@@ -280,7 +309,7 @@ impl DupCorpus {
     }
 
     /// Find exact duplicates, candidate pairs, verified pairs and clusters.
-    pub fn finish(&self) -> DupReport {
+    pub fn finish(&mut self) -> DupReport {
         let against = self.against();
         let representative = self.exact_representatives();
         let documents = self.len();
@@ -309,6 +338,10 @@ impl DupCorpus {
             !against || ((sides[a as usize] == Side::Input) != (sides[b as usize] == Side::Input))
         };
         let candidate_list = candidate_pairs(&self.keys, self.banding.bands, &eligible, &allowed);
+        let mut compared: Vec<u32> = candidate_list.iter().flat_map(|&(a, b)| [a, b]).collect();
+        compared.sort_unstable();
+        compared.dedup();
+        self.sort_shingles_of(&compared);
         let candidates: Vec<(u32, u32, f32)> = candidate_list
             .par_iter()
             .map(|&(a, b)| (a, b, jaccard(self.shingles(a), self.shingles(b)) as f32))

@@ -9,6 +9,7 @@
 //! document: one hash per shingle plus the probes of empty bins, instead of `k` hashes per shingle.
 
 use crate::hash::{fast_range, mix};
+
 use crate::text::Words;
 
 /// Computes the shingle sets and signatures of texts with fixed settings.
@@ -17,7 +18,12 @@ pub struct Sketcher {
     ngram: usize,
     bins: usize,
     seed: u64,
+    /// The first [`PROBES`] densification probes of every bin, which depend only on the bin and the seed.
+    probes: Vec<u16>,
 }
+
+/// Densification probes precomputed per bin; a bin that needs more computes them.
+const PROBES: usize = 32;
 
 /// What the duplicate audit keeps of one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,17 +32,28 @@ pub struct Sketch {
     pub exact: u64,
     /// The OPH signature, one value per bin; empty when the text has no words.
     pub signature: Vec<u32>,
-    /// The shingle set: hashes of the word n-grams, sorted, without repeats.
+    /// The hashes of the word n-grams in text order (a repeated n-gram repeats); sort them for [`jaccard`].
     pub shingles: Vec<u64>,
 }
 
 impl Sketcher {
     /// Word `ngram`s, `bins` signature values (the counterpart of `bins` permutations), and a seed.
+    ///
+    /// # Panics
+    /// When `bins` exceeds 65,536.
     pub fn new(ngram: usize, bins: usize, seed: u64) -> Self {
+        let bins = bins.max(1);
+        assert!(bins <= 1 << 16, "at most 65,536 signature values");
+        let probes = (0..bins)
+            .flat_map(|bin| {
+                (1..=PROBES as u64).map(move |attempt| probe(bin, attempt, bins, seed) as u16)
+            })
+            .collect();
         Self {
             ngram: ngram.max(1),
-            bins: bins.max(1),
+            bins,
             seed,
+            probes,
         }
     }
 
@@ -56,8 +73,6 @@ impl Sketcher {
         let exact = words.exact_hash();
         let mut shingles = Vec::with_capacity(words.hashes.len());
         words.ngrams(self.ngram, true, &mut shingles);
-        shingles.sort_unstable();
-        shingles.dedup();
         let signature = if shingles.is_empty() {
             Vec::new()
         } else {
@@ -79,7 +94,15 @@ impl Sketcher {
         let bins = self.bins as u32;
         out.fill(u32::MAX);
         // Filled bins, as a bitmap: a value of u32::MAX can also be a real minimum.
-        let mut filled = vec![0u64; self.bins.div_ceil(64)];
+        let words = self.bins.div_ceil(64);
+        let mut on_stack = [0u64; 16];
+        let mut on_heap = Vec::new();
+        let filled: &mut [u64] = if words <= on_stack.len() {
+            &mut on_stack[..words]
+        } else {
+            on_heap.resize(words, 0);
+            &mut on_heap
+        };
         for &shingle in shingles {
             let hashed = mix(shingle, self.seed);
             let bin = fast_range((hashed >> 32) as u32, bins) as usize;
@@ -94,13 +117,14 @@ impl Sketcher {
             if is_filled(bin) {
                 continue;
             }
-            let mut attempt = 1u64;
+            let precomputed = &self.probes[bin * PROBES..(bin + 1) * PROBES];
+            if let Some(&source) = precomputed.iter().find(|&&s| is_filled(usize::from(s))) {
+                out[bin] = out[usize::from(source)];
+                continue;
+            }
+            let mut attempt = PROBES as u64 + 1;
             loop {
-                let probe = mix(
-                    ((bin as u64) << 32) | attempt,
-                    self.seed ^ 0xd3a5_17e1_0f0c_0001,
-                );
-                let source = fast_range(probe as u32, bins) as usize;
+                let source = probe(bin, attempt, self.bins, self.seed);
                 if is_filled(source) {
                     out[bin] = out[source];
                     break;
@@ -111,24 +135,52 @@ impl Sketcher {
     }
 }
 
-/// The exact Jaccard similarity of two sorted sets without repeats.
+/// Bin `bin`'s densification probe number `attempt`: a bin chosen by a fixed hash of the two.
+fn probe(bin: usize, attempt: u64, bins: usize, seed: u64) -> usize {
+    let hashed = mix(((bin as u64) << 32) | attempt, seed ^ 0xd3a5_17e1_0f0c_0001);
+    fast_range(hashed as u32, bins as u32) as usize
+}
+
+/// The exact Jaccard similarity of two sets given as sorted slices (repeats are counted once).
 pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
     }
-    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    let (mut i, mut j) = (0, 0);
+    let (mut shared, mut only_a, mut only_b) = (0usize, 0usize, 0usize);
+    let skip = |s: &[u64], mut k: usize| {
+        let v = s[k];
+        while k < s.len() && s[k] == v {
+            k += 1;
+        }
+        k
+    };
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Less => {
+                only_a += 1;
+                i = skip(a, i);
+            }
+            std::cmp::Ordering::Greater => {
+                only_b += 1;
+                j = skip(b, j);
+            }
             std::cmp::Ordering::Equal => {
                 shared += 1;
-                i += 1;
-                j += 1;
+                i = skip(a, i);
+                j = skip(b, j);
             }
         }
     }
-    shared as f64 / (a.len() + b.len() - shared) as f64
+    while i < a.len() {
+        only_a += 1;
+        i = skip(a, i);
+    }
+    while j < b.len() {
+        only_b += 1;
+        j = skip(b, j);
+    }
+    shared as f64 / (shared + only_a + only_b) as f64
 }
 
 #[cfg(test)]
@@ -149,6 +201,10 @@ mod tests {
         assert!((jaccard(&a, &b) - 0.8).abs() < 1e-12);
         assert_eq!(jaccard(&[], &[]), 1.0);
         assert_eq!(jaccard(&[1], &[2]), 0.0);
+        assert!(
+            (jaccard(&[1, 1, 2, 3], &[2, 2, 3, 4, 4]) - 0.5).abs() < 1e-12,
+            "repeats count once"
+        );
     }
 
     #[test]

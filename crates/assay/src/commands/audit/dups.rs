@@ -535,8 +535,8 @@ fn html_report(
                         .unwrap_or_default();
                     let jaccard = (doc != cluster.keep).then(|| {
                         assay_audit::minhash::jaccard(
-                            corpus.shingles(cluster.keep),
-                            corpus.shingles(doc),
+                            &corpus.shingle_set(cluster.keep),
+                            &corpus.shingle_set(doc),
                         )
                     });
                     (id_text(doc), text, jaccard)
