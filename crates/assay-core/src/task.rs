@@ -69,6 +69,12 @@ pub struct TaskSpec {
     /// A labeler trained on embeddings from gold rows and people's answers, and which labeler decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<crate::probe::ProbeSpec>,
+    /// The dataset's license, source and attribution (also read from a sidecar beside the data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::policy::DatasetProvenance>,
+    /// What an export must meet: denied licenses, a required license, synthetic share and generation depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicySpec>,
 }
 
 /// The kinds of task assay knows.
@@ -193,12 +199,6 @@ pub struct ExamplesFile {
     /// item's nearest rows.
     #[serde(default = "default_examples_limit")]
     pub limit: usize,
-}
-
-fn default_examples_limit() -> usize {
-    4
-}
-
     /// Which rows: the same first `limit` rows for every item (they sit in the shared prompt prefix), or per item
     /// the `limit` rows nearest to it by embedding (the whole file is the pool; the examples then follow the
     /// shared prefix, so each item evaluates them).
@@ -230,6 +230,12 @@ impl ExamplesFile {
             .or(probe.map(|p| p.embedder.as_str()))
             .unwrap_or("llm")
     }
+}
+
+fn default_examples_limit() -> usize {
+    4
+}
+
 /// Multi-label settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -811,6 +817,7 @@ impl TaskSpec {
             .and_then(|()| spec.model.validate())
             .and_then(|()| spec.review.as_ref().map_or(Ok(()), ReviewSpec::validate))
             .and_then(|()| spec.validate_probe())
+            .and_then(|()| spec.policy.as_ref().map_or(Ok(()), crate::policy::PolicySpec::check))
             .and_then(|()| spec.validate_examples_from())
             .map_err(|message| Error::TaskInvalid {
                 path: path.to_path_buf(),
@@ -819,14 +826,6 @@ impl TaskSpec {
         Ok(spec)
     }
 
-    fn validate_probe(&self) -> std::result::Result<(), String> {
-        let Some(probe) = &self.probe else {
-            return Ok(());
-        };
-        if self.kind != TaskKind::Classify {
-            return Err(format!(
-                "`[probe]` is built for classify tasks only, not `{}` (not built yet)",
-                self.kind.as_str()
     fn validate_examples_from(&self) -> std::result::Result<(), String> {
         let Some(from) = &self.examples_from else {
             return Ok(());
@@ -842,6 +841,14 @@ impl TaskSpec {
         Ok(())
     }
 
+    fn validate_probe(&self) -> std::result::Result<(), String> {
+        let Some(probe) = &self.probe else {
+            return Ok(());
+        };
+        if self.kind != TaskKind::Classify {
+            return Err(format!(
+                "`[probe]` is built for classify tasks only, not `{}` (not built yet)",
+                self.kind.as_str()
             ));
         }
         probe.check()
@@ -1120,6 +1127,9 @@ impl TaskSpec {
         canonical.review = None;
         // Nor does the probe: it learns from the stored labels, it changes none.
         canonical.probe = None;
+        // Nor where the data came from or what an export must meet.
+        canonical.provenance = None;
+        canonical.policy = None;
         // So is the tie margin of a compare task.
         if let Some(compare) = canonical.compare.as_mut() {
             compare.tie_margin = 0.0;
