@@ -8,7 +8,7 @@
 //! similar sets fill alike, and the collision probability of a bin stays the Jaccard similarity. Cost per
 //! document: one hash per shingle plus the probes of empty bins, instead of `k` hashes per shingle.
 
-use crate::hash::{fast_range, mix};
+use crate::hash::{fast_range, fold_mul, mix};
 
 use crate::text::Words;
 
@@ -104,7 +104,8 @@ impl Sketcher {
             &mut on_heap
         };
         for &shingle in shingles {
-            let hashed = mix(shingle, self.seed);
+            // Shingles are already mixed 64-bit hashes: one multiply-fold with the seed decorrelates bin and value.
+            let hashed = fold_mul(shingle ^ self.seed, 0xe703_7ed1_a0b4_28db);
             let bin = fast_range((hashed >> 32) as u32, bins) as usize;
             let value = hashed as u32;
             filled[bin / 64] |= 1 << (bin % 64);
@@ -187,9 +188,14 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
 mod tests {
     use super::*;
 
+    /// Sets of `shared + only_a` and `shared + only_b` shingle hashes (hashes, as shingles are).
     fn sets(shared: u64, only_a: u64, only_b: u64) -> (Vec<u64>, Vec<u64>) {
-        let mut a: Vec<u64> = (0..shared + only_a).collect();
-        let mut b: Vec<u64> = (0..shared).chain(1_000_000..1_000_000 + only_b).collect();
+        let shingle = |i: u64| mix(i, 0x5eed);
+        let mut a: Vec<u64> = (0..shared + only_a).map(shingle).collect();
+        let mut b: Vec<u64> = (0..shared)
+            .chain(1_000_000..1_000_000 + only_b)
+            .map(shingle)
+            .collect();
         a.sort_unstable();
         b.sort_unstable();
         (a, b)

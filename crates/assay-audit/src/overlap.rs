@@ -13,7 +13,6 @@
 
 use rayon::prelude::*;
 
-use crate::hash::mix;
 use crate::text::Words;
 use crate::{Error, Result};
 
@@ -70,8 +69,7 @@ pub struct ReferenceIndex {
     items: Vec<ReferenceItem>,
 }
 
-const FILTER_SEED: u64 = 0x0f11_7e55;
-const FORMAT: &[u8; 8] = b"AYOVLP01";
+const FORMAT: &[u8; 8] = b"AYOVLP02";
 
 /// Keys are stored with 0 meaning "empty"; a real n-gram hash of 0 is stored as 1 (a harmless collision).
 #[inline]
@@ -139,7 +137,7 @@ impl ReferenceIndex {
             index.keys[slot] = key;
             index.starts[slot] = begin;
             ends[slot] = index.postings.len() as u32;
-            let bit = mix(key, FILTER_SEED) & index.filter_mask;
+            let bit = (key >> 32) & index.filter_mask;
             index.filter[(bit / 64) as usize] |= 1 << (bit % 64);
         }
         // `starts` holds every slot's first posting, then every slot's end.
@@ -199,16 +197,16 @@ impl ReferenceIndex {
         if words.hashes.len() < n {
             return found;
         }
-        for (position, window) in words.hashes.windows(n).enumerate() {
-            let key = stored(crate::text::ngram_hash(window));
-            let bit = mix(key, FILTER_SEED) & self.filter_mask;
-            if self.filter[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
-                continue;
-            }
-            if self.slot_of(key).is_some() {
+        crate::text::for_each_ngram(&words.hashes, n, |position, hash| {
+            let key = stored(hash);
+            // n-gram hashes are already mixed: their high bits index the filter, their low bits the table.
+            let bit = (key >> 32) & self.filter_mask;
+            if self.filter[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+                && self.slot_of(key).is_some()
+            {
                 found.push((position as u32, key));
             }
-        }
+        });
         found
     }
 

@@ -170,25 +170,49 @@ impl Words {
     /// shingle of all its words when `short_as_one` is set, and none otherwise).
     pub fn ngrams(&self, n: usize, short_as_one: bool, out: &mut Vec<u64>) {
         let n = n.max(1);
-        let words = &self.hashes;
-        if words.len() < n {
-            if short_as_one && !words.is_empty() {
-                out.push(ngram_hash(words));
+        if self.hashes.len() < n {
+            if short_as_one && !self.hashes.is_empty() {
+                out.push(ngram_hash(&self.hashes));
             }
             return;
         }
-        out.extend(words.windows(n).map(ngram_hash));
+        out.reserve(self.hashes.len() + 1 - n);
+        for_each_ngram(&self.hashes, n, |_, hash| out.push(hash));
     }
 }
 
-/// The hash of one n-gram of word hashes.
+/// The multiplier of the rolling n-gram hash.
+const ROLL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Call `f(position, hash)` for every `n`-gram of `words` (at least `n` of them), in order. The hash is a
+/// polynomial in the word hashes, rolled forward one word at a time (two multiplications per n-gram whatever
+/// `n` is), then mixed; [`ngram_hash`] gives the same value for one n-gram.
 #[inline]
-pub(crate) fn ngram_hash(words: &[u64]) -> u64 {
-    let mut state = mix(words.len() as u64, WORD_SEED ^ 0x9e37_79b9);
-    for &word in words {
-        state = combine(state, word);
+pub(crate) fn for_each_ngram(words: &[u64], n: usize, mut f: impl FnMut(usize, u64)) {
+    debug_assert!(n >= 1 && words.len() >= n);
+    let top = ROLL.wrapping_pow(n as u32 - 1);
+    let mut state = 0u64;
+    for &word in &words[..n] {
+        state = state.wrapping_mul(ROLL).wrapping_add(word);
     }
-    state
+    let seed = mix(n as u64, WORD_SEED ^ 0x9e37_79b9);
+    f(0, fold_mul(state ^ seed, P1));
+    for position in 1..=words.len() - n {
+        state = state
+            .wrapping_sub(words[position - 1].wrapping_mul(top))
+            .wrapping_mul(ROLL)
+            .wrapping_add(words[position + n - 1]);
+        f(position, fold_mul(state ^ seed, P1));
+    }
+}
+
+/// The hash of one n-gram of word hashes (the value [`for_each_ngram`] gives it).
+pub(crate) fn ngram_hash(words: &[u64]) -> u64 {
+    let mut state = 0u64;
+    for &word in words {
+        state = state.wrapping_mul(ROLL).wrapping_add(word);
+    }
+    fold_mul(state ^ mix(words.len() as u64, WORD_SEED ^ 0x9e37_79b9), P1)
 }
 
 #[cfg(test)]
@@ -250,5 +274,15 @@ mod tests {
         let mut other = Vec::new();
         words("x a b c d e").ngrams(5, true, &mut other);
         assert_eq!(other[1], out[0]);
+        // The rolled hash of every window is the hash of that window on its own.
+        let long = words(
+            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen",
+        );
+        let mut rolled = Vec::new();
+        for_each_ngram(&long.hashes, 13, |p, h| rolled.push((p, h)));
+        assert_eq!(rolled.len(), 2);
+        for (p, h) in rolled {
+            assert_eq!(h, ngram_hash(&long.hashes[p..p + 13]));
+        }
     }
 }
