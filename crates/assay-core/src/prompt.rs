@@ -748,6 +748,30 @@ labels = ["ham", {{ name = "spam", description = "unsolicited advertising" }}]
     }
 
     #[test]
+    fn item_examples_follow_the_fixed_ones_and_leave_the_builder_unchanged() {
+        let spec = spec("classify");
+        let fixed = ResolvedExample {
+            text: "fixed".into(),
+            labels: vec![0],
+        };
+        let builder = PromptBuilder::new(&spec).unwrap().with_examples(&[fixed]);
+        let near = ResolvedExample {
+            text: "near".into(),
+            labels: vec![1],
+        };
+        let request = builder.request_with_examples("item", &[near]);
+        let messages = &request.branches[0].prompt.messages;
+        let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(&contents[1..], ["fixed", "ham", "near", "spam", "item"]);
+        // Without item examples it is the plain request, and the builder itself is unchanged.
+        assert_eq!(
+            builder.request_with_examples("item", &[]),
+            builder.request("item")
+        );
+        assert_eq!(builder.request("item").branches[0].prompt.messages.len(), 4);
+    }
+
+    #[test]
     fn examples_become_turns_before_the_item_and_change_the_hash() {
         let plain = PromptBuilder::new(&spec("classify")).unwrap();
         let shots = PromptBuilder::new(&spec("classify"))

@@ -14,6 +14,7 @@ use assay_core::task::{preference_code, TIE};
 use assay_core::TaskSpec;
 use assay_quality::aggregation::{majority_vote, Answer, TiePolicy};
 use assay_quality::agreement::{cohen_kappa, ContingencyTable, KappaWeights};
+use assay_quality::length_control::LengthModel;
 use assay_quality::metrics::{classification_report, ClassificationReport};
 use serde_json::Value;
 
@@ -252,6 +253,13 @@ pub struct LengthBaselines {
     pub judge_picks_shorter: Option<f64>,
     /// Share where the human majority picked the shorter response.
     pub humans_pick_shorter: Option<f64>,
+    /// The judge's preference modelled on the length difference, fitted over every judged pair whose
+    /// lengths are known (its own verdicts; no human label is used).
+    pub length_model: Option<LengthModel>,
+    /// Alignment of the length-controlled judgment (the length term removed from each pair's log-odds).
+    pub length_controlled: Option<f64>,
+    /// Share of the pairs where the length-controlled judgment picked the shorter response.
+    pub length_controlled_picks_shorter: Option<f64>,
 }
 
 /// A judged pair, its responses' lengths (when they render) and people's codes.
@@ -288,6 +296,13 @@ pub fn length_baselines(
         })
         .collect();
     let majority = majority_vote(&answers, pairs.len(), 3, TiePolicy::Report)?;
+    let length_model = LengthModel::fit(
+        &pairs
+            .iter()
+            .filter_map(|(j, lengths, _)| lengths.map(|[a, b]| (j.soft, a as f64 - b as f64)))
+            .collect::<Vec<_>>(),
+    );
+    let (mut controlled, mut controlled_short) = (0usize, 0usize);
     let (mut first, mut counted) = (0usize, 0usize);
     let (mut shorter, mut longer, mut judge, mut judge_short, mut human_short, mut n) =
         (0, 0, 0, 0, 0, 0usize);
@@ -308,6 +323,12 @@ pub fn length_baselines(
         judge += usize::from(j.soft != 0.5 && picked == m);
         judge_short += usize::from(j.soft != 0.5 && picked == short);
         human_short += usize::from(m == short);
+        if let Some(model) = &length_model {
+            let soft = model.control(j.soft, a as f64 - b as f64);
+            let picked = usize::from(soft < 0.5);
+            controlled += usize::from(soft != 0.5 && picked == m);
+            controlled_short += usize::from(soft != 0.5 && picked == short);
+        }
     }
     let share = |k: usize, of: usize| (of > 0).then(|| k as f64 / of as f64);
     Ok(LengthBaselines {
@@ -318,6 +339,9 @@ pub fn length_baselines(
         judge: share(judge, n),
         judge_picks_shorter: share(judge_short, n),
         humans_pick_shorter: share(human_short, n),
+        length_controlled: length_model.and_then(|_| share(controlled, n)),
+        length_controlled_picks_shorter: length_model.and_then(|_| share(controlled_short, n)),
+        length_model,
     })
 }
 
@@ -375,5 +399,41 @@ mod length_tests {
         assert_eq!(b.always_longer, Some(1.0 / 3.0));
         assert_eq!(b.judge, Some(2.0 / 3.0));
         assert_eq!(b.judge_picks_shorter, Some(1.0 / 3.0));
+    }
+
+    #[test]
+    fn issue_12_length_control_recovers_a_judge_that_length_misleads() {
+        let spec = TaskSpec::from_toml_str(
+            "name = \"p\"\ntype = \"compare\"\n[compare]\ncontext = \"{{ q }}\"\nresponse-1 = \"{{ a }}\"\nresponse-2 = \"{{ b }}\"\n",
+        )
+        .unwrap();
+        let prompts = assay_core::PromptBuilder::new(&spec).unwrap();
+        let mut judged = JudgedPairs::new();
+        // People always prefer the good response; it is the longer one in half the pairs. The judge sees a little
+        // of the quality (log-odds ±0.5) and much of the length (log-odds ±3 towards the longer).
+        for i in 0..16u64 {
+            let good_first = i % 2 == 0;
+            let good_longer = i % 4 < 2;
+            let (short, long) = ("x".repeat(10 + i as usize), "x".repeat(200 + i as usize));
+            let first_longer = good_first == good_longer;
+            let (a, b) = if first_longer {
+                (long, short)
+            } else {
+                (short, long)
+            };
+            let logit = if good_first { 0.5 } else { -0.5 } + if first_longer { 3.0 } else { -3.0 };
+            let soft = 1.0 / (1.0 + f64::exp(-logit));
+            let row = serde_json::json!({"q": "?", "a": a, "b": b});
+            let human = Some(if good_first { 0 } else { 1 });
+            judged.insert(i, (judge_pair(soft, 1.0 - soft, 0.0), row, vec![human]));
+        }
+        let b = length_baselines(&spec, &prompts, &judged).unwrap();
+        assert_eq!(b.pairs, 16);
+        assert_eq!(b.judge, Some(0.5), "the raw judge follows length");
+        assert_eq!(b.judge_picks_shorter, Some(0.0));
+        let model = b.length_model.unwrap();
+        assert!(model.slope > 2.0, "{model:?}");
+        assert_eq!(b.length_controlled, Some(1.0), "{b:?}");
+        assert_eq!(b.length_controlled_picks_shorter, Some(0.5));
     }
 }

@@ -19,6 +19,7 @@ pub mod annotators;
 pub mod audit;
 pub mod calibration;
 pub mod label_errors;
+pub mod length_control;
 pub mod metrics;
 
 mod error;

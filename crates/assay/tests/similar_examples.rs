@@ -79,7 +79,11 @@ fn issue_12_similar_examples_are_the_items_neighbours_stored_and_reused() {
         entry.1 += examples.len();
     }
     // The examples depend on the item: fixed examples would be the same three rows for all.
-    assert!(chosen.len() >= 12, "only {} distinct rows chosen", chosen.len());
+    assert!(
+        chosen.len() >= 12,
+        "only {} distinct rows chosen",
+        chosen.len()
+    );
     // Spam messages look alike (prizes, numbers, "call now"): their neighbours are spam far more often.
     let share = |spam: bool| {
         let (s, n) = shown[&spam];
@@ -116,7 +120,9 @@ fn issue_12_similar_examples_are_the_items_neighbours_stored_and_reused() {
     .unwrap();
     let (third, fixed_rows) = label(&fixed, "third.json");
     assert_eq!(third["scored_this_run"], 24);
-    assert!(fixed_rows.iter().all(|r| r["assay"].get("examples").is_none()));
+    assert!(fixed_rows
+        .iter()
+        .all(|r| r["assay"].get("examples").is_none()));
     assert_eq!(
         sql_count(&db, "SELECT COUNT(DISTINCT task_id) FROM annotations"),
         2

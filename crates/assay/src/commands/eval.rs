@@ -332,6 +332,7 @@ fn print_baselines(b: &LengthBaselines) {
     ]);
     for (name, value) in [
         ("judge, both orders", b.judge),
+        ("judge, length-controlled", b.length_controlled),
         ("always response 1 (all majority pairs)", b.always_first),
         ("always the shorter", b.always_shorter),
         ("always the longer", b.always_longer),
@@ -344,4 +345,15 @@ fn print_baselines(b: &LengthBaselines) {
         opt_pct(b.judge_picks_shorter),
         opt_pct(b.humans_pick_shorter)
     );
+    if let Some(m) = &b.length_model {
+        outln!(
+            "length control: logit P(1) = {:.3} + {:.3}·tanh(Δchars/{:.0}) over {} judged pairs; without the length \
+             term the judge picks the shorter in {}",
+            m.intercept,
+            m.slope,
+            m.scale,
+            m.pairs,
+            opt_pct(b.length_controlled_picks_shorter)
+        );
+    }
 }
