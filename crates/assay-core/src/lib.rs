@@ -16,6 +16,7 @@
 
 mod error;
 pub mod generate;
+pub mod policy;
 pub mod probe;
 pub mod prompt;
 pub mod provenance;

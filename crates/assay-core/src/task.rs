@@ -69,6 +69,12 @@ pub struct TaskSpec {
     /// A labeler trained on embeddings from gold rows and people's answers, and which labeler decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<crate::probe::ProbeSpec>,
+    /// The dataset's license, source and attribution (also read from a sidecar beside the data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::policy::DatasetProvenance>,
+    /// What an export must meet: denied licenses, a required license, synthetic share and generation depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicySpec>,
 }
 
 /// The kinds of task assay knows.
@@ -811,6 +817,7 @@ impl TaskSpec {
             .and_then(|()| spec.model.validate())
             .and_then(|()| spec.review.as_ref().map_or(Ok(()), ReviewSpec::validate))
             .and_then(|()| spec.validate_probe())
+            .and_then(|()| spec.policy.as_ref().map_or(Ok(()), crate::policy::PolicySpec::check))
             .and_then(|()| spec.validate_examples_from())
             .map_err(|message| Error::TaskInvalid {
                 path: path.to_path_buf(),
@@ -1120,6 +1127,9 @@ impl TaskSpec {
         canonical.review = None;
         // Nor does the probe: it learns from the stored labels, it changes none.
         canonical.probe = None;
+        // Nor where the data came from or what an export must meet.
+        canonical.provenance = None;
+        canonical.policy = None;
         // So is the tie margin of a compare task.
         if let Some(compare) = canonical.compare.as_mut() {
             compare.tie_margin = 0.0;

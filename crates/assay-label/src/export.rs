@@ -5,12 +5,27 @@
 //!
 //! The judgments come from the store (the raw log-probabilities of both orders), so the tie margin in force is the
 //! task file's current one; the pairs' text comes from the stored records rendered with the task's templates.
+//!
+//! Where a task has a `[probe]` and the probe gives the final label (`labeler = "probe"`, or `auto` and the last
+//! `assay label` run chose it, as its stored summary says), the machine label is the probe's.
+//!
+//! Every exported row says where it came from (issue 14): `labeler` (`human`, `llm`, `probe`), `record_origin`
+//! (`imported`, `human`, `synthetic`) and `generation_depth` read from the record's `assay_origin` column, and its
+//! dataset's `license`. [`finish`] counts the rows by origin, keeps only people's rows for `--human-only`, mixes
+//! generated rows with human ones as the policy says, and checks the policy (denied licenses, a required license,
+//! the synthetic share, the generation depth), failing with the datasets and rows that break it.
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use assay_core::policy::{DatasetProvenance, MixSetting, PolicySpec};
 use assay_core::task::{outcome_name, preference_code, TIE};
-use assay_core::{AnnotatorKind, PromptBuilder, TaskKind, TaskSpec};
-use assay_store::{LabeledRecord, Store};
+use assay_core::{AnnotatorKind, Labeler, PromptBuilder, TaskKind, TaskSpec};
+use assay_provenance::card::QcSummary;
+use assay_provenance::mix::{mix, MixPolicy};
+use assay_provenance::policy::{DatasetFacts, RowFacts};
+use assay_provenance::{LabelOrigin, OriginMix, RecordOrigin};
+use assay_store::{DatasetId, LabeledRecord, Store};
 use serde_json::{json, Map, Value};
 
 use crate::human::{final_label, human_majority, LabelSource, PeopleAnswers};
@@ -64,6 +79,23 @@ pub struct Exported {
     pub inconsistent: usize,
     /// Pairs whose scores or text could not be read.
     pub unreadable: usize,
+    /// Where each row came from, in the order of `rows`.
+    pub origins: Vec<RowOrigin>,
+    /// People's agreement where they answered.
+    pub qc: QcSummary,
+}
+
+/// Where an exported row came from.
+#[derive(Debug, Clone)]
+pub struct RowOrigin {
+    /// The record's dataset.
+    pub dataset_id: DatasetId,
+    /// The record's position in it.
+    pub row_index: u64,
+    /// The record's origin (`assay_origin`).
+    pub record: RecordOrigin,
+    /// The final label's origin.
+    pub label: LabelOrigin,
 }
 
 /// What `export` and `eval` read of a task version.
@@ -74,6 +106,8 @@ pub struct TaskLabels {
     pub labels: Vec<LabeledRecord>,
     /// People's answers to the task, of any dataset (matched to rows by content: see [`crate::human`]).
     pub human: Vec<LabeledRecord>,
+    /// The probe whose labels replace the model's, when the task's probe gives the final label.
+    pub probe: Option<String>,
 }
 
 /// The task's prompt builder, its model annotations (of one model: `annotator`, required when several labeled
@@ -113,11 +147,17 @@ pub fn task_labels(
             }
         }
     }
-    // The probe (`probe:<embedder>`) learns from the model's labels and people's answers; it is read only when
-    // asked for by name, so a task with a `[probe]` still has one model by default.
+    // The probe (`probe:<embedder>`) learns from the model's labels and people's answers. Asked for by name, it
+    // is the annotator; otherwise its labels replace the model's where the task's probe gives the final label.
+    let is_probe = |l: &LabeledRecord| l.annotator.starts_with(crate::probe::PROBE_PREFIX);
+    let mut probe_labels = Vec::new();
     if annotator.is_none_or(|a| !a.starts_with(crate::probe::PROBE_PREFIX)) {
-        labels.retain(|l| !l.annotator.starts_with(crate::probe::PROBE_PREFIX));
+        (probe_labels, labels) = labels.into_iter().partition(is_probe);
     }
+    let probe = match annotator {
+        None => chosen_probe(store, rt, spec, &probe_labels)?,
+        Some(_) => None,
+    };
     let mut annotators: Vec<String> = labels.iter().map(|l| l.annotator.clone()).collect();
     annotators.sort();
     annotators.dedup();
@@ -140,11 +180,50 @@ pub fn task_labels(
             ))
         }
     }
+    if let Some(name) = &probe {
+        let by_row: HashMap<(DatasetId, u64), LabeledRecord> = probe_labels
+            .into_iter()
+            .filter(|l| &l.annotator == name)
+            .map(|l| ((l.dataset_id, l.row_index), l))
+            .collect();
+        for label in &mut labels {
+            if let Some(p) = by_row.get(&(label.dataset_id, label.row_index)) {
+                *label = p.clone();
+            }
+        }
+    }
     Ok(TaskLabels {
         prompts: identity.prompts,
         labels,
         human,
+        probe,
     })
+}
+
+/// The probe whose labels are final: the task's `labeler = "probe"`, or `auto` where the newest run that stored
+/// the probe's labels chose it (its summary's `probe.labeler`). `None` when the LLM decides.
+fn chosen_probe(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    spec: &TaskSpec,
+    probe_labels: &[LabeledRecord],
+) -> Result<Option<String>> {
+    let (Some(probe), Some(newest)) = (
+        &spec.probe,
+        probe_labels
+            .iter()
+            .max_by(|a, b| a.created_at.cmp(&b.created_at)),
+    ) else {
+        return Ok(None);
+    };
+    let chosen = match probe.labeler {
+        Labeler::Probe => true,
+        Labeler::Llm => false,
+        Labeler::Auto => rt
+            .block_on(store.run_summary(&newest.run_id))?
+            .is_some_and(|s| s["probe"]["labeler"] == Labeler::Probe.as_str()),
+    };
+    Ok(chosen.then(|| newest.annotator.clone()))
 }
 
 /// DPO or reward rows of a pair task's judgments; people's plurality decides where they answered.
@@ -178,6 +257,8 @@ pub fn pair_rows(
         let answers = people.for_record(label);
         let decided = human_majority(answers)
             .and_then(|(value, agreeing)| preference_code(&value).map(|code| (code, agreeing)));
+        out.qc
+            .add(answers, decided.map(|(code, _)| code == machine.outcome));
         let (judgment, source) = match decided {
             Some((code, agreeing)) => (
                 PairJudgment::of_people(code, agreeing, answers.len()),
@@ -208,9 +289,59 @@ pub fn pair_rows(
             let names: Vec<&str> = answers.iter().map(|a| a.annotator.as_str()).collect();
             row.insert("judge".into(), json!(format!("human:{}", names.join("+"))));
         }
+        let origin = row_origin(label, source, answers)?;
+        insert_origin(&mut row, &origin);
         out.rows.push(row);
+        out.origins.push(origin);
     }
     Ok(out)
+}
+
+/// Where a row's record and final label came from; a malformed `assay_origin` is an error naming the row.
+fn row_origin(
+    label: &LabeledRecord,
+    source: LabelSource,
+    answers: &[crate::human::HumanAnswer],
+) -> Result<RowOrigin> {
+    let record = label
+        .data
+        .as_object()
+        .map_or(Ok(RecordOrigin::Imported), RecordOrigin::of_row)
+        .map_err(|e| {
+            Error::usage(
+                format!("row {} of the task's dataset: {e}", label.row_index + 1),
+                "fix the row's `assay_origin` column (see docs/task-reference.toml, [policy])",
+            )
+        })?;
+    let origin = match source {
+        LabelSource::Human => LabelOrigin::Human {
+            annotators: answers.iter().map(|a| a.annotator.clone()).collect(),
+        },
+        LabelSource::Model if label.annotator.starts_with(crate::probe::PROBE_PREFIX) => {
+            LabelOrigin::Probe {
+                embedder: label.annotator.clone(),
+                train_sha256: label.prompt_hash.clone(),
+            }
+        }
+        LabelSource::Model => LabelOrigin::Model {
+            model: label.annotator.clone(),
+            model_sha256: label.model_sha256.clone(),
+            prompt_hash: label.prompt_hash.clone(),
+        },
+    };
+    Ok(RowOrigin {
+        dataset_id: label.dataset_id,
+        row_index: label.row_index,
+        record,
+        label: origin,
+    })
+}
+
+/// The origin columns of an exported row (the license is added by [`finish`], which knows the datasets).
+fn insert_origin(row: &mut Map<String, Value>, origin: &RowOrigin) {
+    row.insert("labeler".into(), json!(origin.label.labeler()));
+    row.insert("record_origin".into(), json!(origin.record.kind()));
+    row.insert("generation_depth".into(), json!(origin.record.depth()));
 }
 
 /// The context and both responses of a pair's record.
@@ -274,7 +405,7 @@ fn reward_row(
 }
 
 /// `--format labels`: one row per item the model labeled, with its final label and where it came from.
-pub fn label_rows(spec: &TaskSpec, task: &TaskLabels) -> Exported {
+pub fn label_rows(spec: &TaskSpec, task: &TaskLabels) -> Result<Exported> {
     let people = PeopleAnswers::for_model_labels(&task.labels, &task.human);
     let mut out = Exported {
         judged: task.labels.len(),
@@ -283,6 +414,10 @@ pub fn label_rows(spec: &TaskSpec, task: &TaskLabels) -> Exported {
     for label in &task.labels {
         let answers = people.for_record(label);
         let (final_label, source) = final_label(&label.value, answers);
+        out.qc.add(
+            answers,
+            (source == LabelSource::Human).then(|| final_label == label.value),
+        );
         out.by_people += usize::from(source == LabelSource::Human);
         let mut row = label.data.as_object().cloned().unwrap_or_default();
         row.insert("label".into(), final_label);
@@ -295,9 +430,12 @@ pub fn label_rows(spec: &TaskSpec, task: &TaskLabels) -> Exported {
             .collect();
         row.insert("human_answers".into(), Value::Array(people));
         row.insert("provenance".into(), provenance(label, spec));
+        let origin = row_origin(label, source, answers)?;
+        insert_origin(&mut row, &origin);
         out.rows.push(row);
+        out.origins.push(origin);
     }
-    out
+    Ok(out)
 }
 
 /// The model's name without its short hash.
@@ -318,5 +456,265 @@ fn provenance(label: &LabeledRecord, spec: &TaskSpec) -> Value {
         "run_id": label.run_id,
         "row_index": label.row_index,
         "labeled_at": label.created_at,
+    })
+}
+
+/// People's agreement, counted as rows are exported.
+trait CountAgreement {
+    fn add(&mut self, answers: &[crate::human::HumanAnswer], machine_agrees: Option<bool>);
+}
+
+impl CountAgreement for QcSummary {
+    /// `machine_agrees`: where people's plurality decided, whether the machine's label is the same.
+    fn add(&mut self, answers: &[crate::human::HumanAnswer], machine_agrees: Option<bool>) {
+        if answers.len() >= 2 {
+            self.multi_answered += 1;
+            self.unanimous += usize::from(answers.iter().all(|a| a.value == answers[0].value));
+        }
+        if let Some(agrees) = machine_agrees {
+            self.compared += 1;
+            self.machine_agrees += usize::from(agrees);
+        }
+    }
+}
+
+/// How an export treats its rows' origins.
+#[derive(Debug, Clone, Default)]
+pub struct OriginOptions {
+    /// Keep only rows whose final label came from people and whose record was not generated.
+    pub human_only: bool,
+    /// The policy to meet (the task's `[policy]`, or a project policy file).
+    pub policy: PolicySpec,
+}
+
+/// An export's rows after `--human-only`, the mix policy and the policy check, with their origins counted.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The rows to write, each with its dataset's `license`.
+    pub rows: Vec<Map<String, Value>>,
+    /// The rows counted by origin.
+    pub mix: OriginMix,
+    /// The datasets the rows came from, with their licenses.
+    pub datasets: Vec<DatasetFacts>,
+    /// Rows `--human-only` left out.
+    pub not_human: usize,
+    /// Rows the mix policy left out.
+    pub mixed_out: usize,
+    /// The mix policy applied.
+    pub mix_policy: MixSetting,
+}
+
+/// The licenses of the rows' datasets: the task's `[provenance]`, gaps filled from the sidecar file beside each
+/// dataset's source file (`DATA.provenance.toml`).
+pub fn dataset_facts(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    spec: &TaskSpec,
+    origins: &[RowOrigin],
+) -> Result<(Vec<DatasetFacts>, HashMap<DatasetId, usize>)> {
+    let mut facts = Vec::new();
+    let mut index = HashMap::new();
+    for o in origins {
+        if index.contains_key(&o.dataset_id) {
+            continue;
+        }
+        let (name, source) = rt
+            .block_on(store.dataset_info(o.dataset_id))?
+            .unwrap_or_else(|| (format!("dataset {}", o.dataset_id), String::new()));
+        let data = (!source.is_empty()).then(|| Path::new(&source));
+        let provenance = DatasetProvenance::resolve(spec.provenance.as_ref(), data)?;
+        let dataset = DatasetFacts::new(&name, provenance).map_err(|e| {
+            Error::usage(
+                e.to_string(),
+                "write the license as an SPDX expression (https://spdx.org/licenses/), e.g. `CC-BY-4.0`",
+            )
+        })?;
+        index.insert(o.dataset_id, facts.len());
+        facts.push(dataset);
+    }
+    Ok((facts, index))
+}
+
+/// Keep people's rows for `--human-only`, mix generated rows with human ones as `policy.mix` says, add each
+/// row's `license`, count the origins and check the policy: a violation is an error naming datasets and rows.
+pub fn finish(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    spec: &TaskSpec,
+    exported: Exported,
+    options: &OriginOptions,
+) -> Result<Finished> {
+    let (datasets, index) = dataset_facts(store, rt, spec, &exported.origins)?;
+    let mut pairs: Vec<(Map<String, Value>, RowOrigin)> =
+        exported.rows.into_iter().zip(exported.origins).collect();
+    let before = pairs.len();
+    if options.human_only {
+        pairs.retain(|(_, o)| o.label.labeler() == "human" && !o.record.is_synthetic());
+    }
+    let not_human = before - pairs.len();
+    // Generation g holds the rows of depth g; human and imported rows are generation 0.
+    let deepest = pairs
+        .iter()
+        .map(|(_, o)| o.record.depth())
+        .max()
+        .unwrap_or(0);
+    let policy = match options.policy.mix {
+        MixSetting::Accumulate => MixPolicy::Accumulate,
+        MixSetting::Replace => MixPolicy::Replace,
+    };
+    let before_mix = pairs.len();
+    if deepest > 0 {
+        let mut generations: Vec<Vec<(Map<String, Value>, RowOrigin)>> =
+            vec![Vec::new(); deepest as usize + 1];
+        for pair in pairs {
+            generations[pair.1.record.depth() as usize].push(pair);
+        }
+        let human = generations.remove(0);
+        pairs = mix(&human, &generations, &policy, 0);
+    }
+    let mixed_out = before_mix - pairs.len();
+    let mut mix_counts = OriginMix::default();
+    let mut facts = Vec::with_capacity(pairs.len());
+    let mut rows = Vec::with_capacity(pairs.len());
+    for (mut row, o) in pairs {
+        mix_counts.add(&o.record, Some(&o.label));
+        let d = index[&o.dataset_id];
+        facts.push(RowFacts {
+            dataset: d,
+            row_index: o.row_index,
+            synthetic: o.record.is_synthetic(),
+            depth: o.record.depth(),
+        });
+        row.insert(
+            "license".into(),
+            json!(datasets[d].license.as_ref().map(|l| l.as_str())),
+        );
+        rows.push(row);
+    }
+    let violations = assay_provenance::policy::check(&options.policy, &datasets, &facts);
+    if !violations.is_empty() {
+        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        return Err(Error::usage(
+            format!(
+                "the export breaks the task's policy, nothing was written:\n  {}",
+                lines.join("\n  ")
+            ),
+            "change the data or the `[policy]` section; `assay audit mix TASK.toml` shows the origins",
+        ));
+    }
+    Ok(Finished {
+        rows,
+        mix: mix_counts,
+        datasets,
+        not_human,
+        mixed_out,
+        mix_policy: options.policy.mix,
+    })
+}
+
+/// The dataset card of an export (`assay_provenance::card`).
+pub fn card(
+    spec: &TaskSpec,
+    format: ExportFormat,
+    finished: &Finished,
+    qc: &QcSummary,
+    data_file: &str,
+) -> String {
+    let task_categories = match spec.kind {
+        TaskKind::Classify | TaskKind::MultiLabel => vec!["text-classification".to_string()],
+        _ if spec.judges_pairs() => vec!["text-generation".to_string()],
+        _ => vec!["text-classification".to_string()],
+    };
+    assay_provenance::card::render(&assay_provenance::card::CardInput {
+        pretty_name: spec.name.clone(),
+        task: spec.name.clone(),
+        format: format.as_str().to_string(),
+        task_categories,
+        data_file: data_file.to_string(),
+        mix: finished.mix.clone(),
+        datasets: finished.datasets.clone(),
+        qc: Some(qc.clone()),
+        duplicates: None,
+        contamination: None,
+        mix_policy: finished.mix_policy.as_str().to_string(),
+        mixed_out: finished.mixed_out,
+    })
+}
+
+/// Where the card of an export goes: `README.md` in the export's folder, unless a README.md there was not
+/// written by assay (a project's own), then `OUTPUT_FILE.README.md` beside the export.
+pub fn card_path(output: &Path) -> std::path::PathBuf {
+    let folder = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let readme = folder.join("README.md");
+    let ours = std::fs::read_to_string(&readme)
+        .map(|t| t.contains(assay_provenance::card::CARD_MARKER))
+        .unwrap_or(true);
+    if ours {
+        readme
+    } else {
+        let mut name = output.as_os_str().to_os_string();
+        name.push(".README.md");
+        name.into()
+    }
+}
+
+/// Write the card (through a temporary file renamed into place).
+pub fn write_card(path: &Path, card: &str) -> Result<()> {
+    let tmp = path.with_extension("md.tmp");
+    let io = |source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, card).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// `assay audit mix`: a task's rows (as `--format labels` would export them) counted by origin, in all and per
+/// dataset, with the policy's verdict.
+#[derive(Debug, Clone)]
+pub struct MixReport {
+    /// All rows.
+    pub total: OriginMix,
+    /// Per dataset, in the order first seen.
+    pub by_dataset: Vec<(DatasetFacts, OriginMix)>,
+    /// The rules of the policy the rows break.
+    pub violations: Vec<assay_provenance::policy::Violation>,
+    /// People's agreement.
+    pub qc: QcSummary,
+}
+
+/// Count a task's rows by origin, per dataset, and check them against `policy`.
+pub fn mix_report(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    spec: &TaskSpec,
+    task: &TaskLabels,
+    policy: &PolicySpec,
+) -> Result<MixReport> {
+    let exported = label_rows(spec, task)?;
+    let (datasets, index) = dataset_facts(store, rt, spec, &exported.origins)?;
+    let mut total = OriginMix::default();
+    let mut per: Vec<OriginMix> = vec![OriginMix::default(); datasets.len()];
+    let mut facts = Vec::new();
+    for o in &exported.origins {
+        let d = index[&o.dataset_id];
+        total.add(&o.record, Some(&o.label));
+        per[d].add(&o.record, Some(&o.label));
+        facts.push(RowFacts {
+            dataset: d,
+            row_index: o.row_index,
+            synthetic: o.record.is_synthetic(),
+            depth: o.record.depth(),
+        });
+    }
+    let violations = assay_provenance::policy::check(policy, &datasets, &facts);
+    Ok(MixReport {
+        total,
+        by_dataset: datasets.into_iter().zip(per).collect(),
+        violations,
+        qc: exported.qc,
     })
 }

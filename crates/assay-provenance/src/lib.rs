@@ -2,4 +2,11 @@
 //! generation depth and parents, imported), how an export mixes human and generated rows, licenses and the policy
 //! an export must meet, and the dataset card written beside every export.
 
+pub mod card;
+mod error;
 pub mod mix;
+pub mod origin;
+pub mod policy;
+
+pub use error::{Error, Result};
+pub use origin::{LabelOrigin, OriginMix, RecordOrigin, ORIGIN_COLUMN};

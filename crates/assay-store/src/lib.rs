@@ -455,6 +455,29 @@ impl Store {
         Ok(())
     }
 
+    /// The JSON summary a run was closed with (`None`: no such run, or it has not ended).
+    pub async fn run_summary(&self, run_id: &str) -> Result<Option<serde_json::Value>> {
+        let text: Option<Option<String>> =
+            sqlx::query_scalar("SELECT summary FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        text.flatten()
+            .map(|t| {
+                serde_json::from_str(&t).map_err(|e| Error::Internal(format!("run summary: {e}")))
+            })
+            .transpose()
+    }
+
+    /// A dataset's name and source (the path it was read from), by id.
+    pub async fn dataset_info(&self, id: DatasetId) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT name, source FROM datasets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
     /// Records that already carry an annotation from this annotator for this task.
     pub async fn annotated_records(
         &self,
