@@ -98,10 +98,17 @@ fn with_suffix(path: &Path, name: &str) -> PathBuf {
 /// Run `assay generate`.
 pub fn run(settings: &Settings, args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let spec = GenerateTaskSpec::from_path(&args.task)?;
+    // The gate reads the seed rows only to compare responses with `gate.dedup.seed-columns`.
+    let needs_seeds = !args.gate_only
+        || spec
+            .gate
+            .as_ref()
+            .is_some_and(|g| g.dedup.enabled && !g.dedup.seed_columns.is_empty());
     let input = args
         .input
         .clone()
         .or_else(|| spec.dataset.clone())
+        .or_else(|| (!needs_seeds).then(PathBuf::new))
         .ok_or_else(|| Hinted {
             message: format!(
                 "task {} names no dataset and no --input was given",
