@@ -109,9 +109,8 @@ impl Sketcher {
             let bin = fast_range((hashed >> 32) as u32, bins) as usize;
             let value = hashed as u32;
             filled[bin / 64] |= 1 << (bin % 64);
-            if value < out[bin] {
-                out[bin] = value;
-            }
+            // Branch-free: which shingle holds a bin's minimum is unpredictable.
+            out[bin] = out[bin].min(value);
         }
         let is_filled = |bin: usize| filled[bin / 64] & (1 << (bin % 64)) != 0;
         for bin in 0..self.bins {

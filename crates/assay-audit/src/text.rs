@@ -20,6 +20,44 @@ pub struct Words {
     pub hashes: Vec<u64>,
     /// `(start, end)` byte offsets of each word in the original text (filled only when asked for).
     pub spans: Vec<(u32, u32)>,
+    /// One bit per byte of the text: set for ASCII letters and digits and for every non-ASCII byte.
+    mask: Vec<u64>,
+    /// One bit per byte: set for non-ASCII bytes.
+    non_ascii: Vec<u64>,
+}
+
+/// Per byte of `x`: 0x80 where the byte (below 0x80) is at least `low`.
+#[inline(always)]
+fn at_least(x: u64, low: u8) -> u64 {
+    x.wrapping_add(u64::from(0x80 - low) * 0x0101_0101_0101_0101)
+}
+
+/// Per byte of `x`: 0x80 where the byte (below 0x80) is at most `high`.
+#[inline(always)]
+fn at_most(x: u64, high: u8) -> u64 {
+    !x.wrapping_add(u64::from(0x7f - high) * 0x0101_0101_0101_0101)
+}
+
+/// The high bits of the eight bytes of `m` (only bits 7, 15, ..., 63 set) gathered into one byte.
+#[inline(always)]
+fn gather(m: u64) -> u64 {
+    (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// Word bytes (ASCII letters and digits, and any non-ASCII byte) and non-ASCII bytes of eight text bytes, as
+/// two 8-bit masks, without a branch.
+#[inline(always)]
+fn classify(x: u64) -> (u64, u64) {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let non_ascii = x & HIGH;
+    let y = x & !HIGH;
+    let digit = at_least(y, b'0') & at_most(y, b'9');
+    let lower = y | 0x2020_2020_2020_2020;
+    let letter = at_least(lower, b'a') & at_most(lower, b'z');
+    (
+        gather(((digit | letter) & HIGH) | non_ascii),
+        gather(non_ascii),
+    )
 }
 
 /// A word's hash, fed one lowercased byte at a time: eight bytes are packed into a register and folded in at once,
@@ -58,69 +96,136 @@ impl WordHasher {
 
 /// [`WordHasher`]'s hash of an ASCII word, eight bytes per step (the same value as pushing its lowercased bytes
 /// one at a time).
-#[inline(always)]
+#[cfg(test)]
 fn hash_ascii_word(word: &[u8]) -> u64 {
+    hash_ascii_word_in(word, 0, word.len())
+}
+
+/// [`hash_ascii_word`] of `text[start..end]`, reading whole eight-byte words where the text has them, so that the
+/// last partial chunk is one masked load instead of a loop over its bytes.
+#[inline(always)]
+fn hash_ascii_word_in(text: &[u8], start: usize, end: usize) -> u64 {
     const LOWER: u64 = 0x2020_2020_2020_2020;
     let mut state = 0u64;
-    let mut chunks = word.chunks_exact(8);
-    for chunk in &mut chunks {
-        let packed = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) | LOWER;
+    let mut at = start;
+    while at + 8 <= end {
+        let packed = u64::from_le_bytes(text[at..at + 8].try_into().expect("8 bytes")) | LOWER;
         state = fold_mul(state ^ packed, P1);
+        at += 8;
     }
-    let rest = chunks.remainder();
+    let rest = end - at;
     let mut packed = 0u64;
-    for (k, &b) in rest.iter().enumerate() {
-        packed |= u64::from(b | 0x20) << (8 * k);
+    if rest > 0 {
+        let loaded = if at + 8 <= text.len() {
+            u64::from_le_bytes(text[at..at + 8].try_into().expect("8 bytes"))
+        } else {
+            let mut last = [0u8; 8];
+            last[..text.len() - at].copy_from_slice(&text[at..]);
+            u64::from_le_bytes(last)
+        };
+        packed = (loaded | LOWER) & (u64::MAX >> (64 - 8 * rest));
     }
     fold_mul(
         state ^ packed ^ WORD_SEED,
-        P2 ^ (word.len() as u64).wrapping_mul(P1),
+        P2 ^ ((end - start) as u64).wrapping_mul(P1),
     )
 }
 
-/// ASCII bytes that are part of words (letters and digits).
-static ASCII_WORD: [bool; 128] = {
-    let mut table = [false; 128];
-    let mut b = 0;
-    while b < 128 {
-        table[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
+/// Whether any bit of `mask` in positions `start..end` is set.
+#[inline]
+fn any_bit_in(mask: &[u64], start: usize, end: usize) -> bool {
+    let mut position = start;
+    while position < end {
+        let block = position / 64;
+        let offset = position % 64;
+        let width = (64 - offset).min(end - position);
+        let window = if width == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << width) - 1) << offset
+        };
+        if mask[block] & window != 0 {
+            return true;
+        }
+        position += width;
     }
-    table
-};
+    false
+}
+
+/// The first position at or after `from` whose bit in `mask` is `set` (`None` past the end of the mask).
+#[inline]
+fn next_bit(mask: &[u64], from: usize, set: bool) -> Option<usize> {
+    let mut block = from / 64;
+    if block >= mask.len() {
+        return None;
+    }
+    let flip = if set { 0 } else { u64::MAX };
+    let mut bits = (mask[block] ^ flip) & (u64::MAX << (from % 64));
+    loop {
+        if bits != 0 {
+            return Some(block * 64 + bits.trailing_zeros() as usize);
+        }
+        block += 1;
+        if block >= mask.len() {
+            return None;
+        }
+        bits = mask[block] ^ flip;
+    }
+}
 
 impl Words {
     /// Tokenize `text` into `self`, replacing what was there; `with_spans` also records byte ranges.
+    ///
+    /// Word bytes are found eight at a time (bit masks, no branch per byte); a run of ASCII letters and digits is
+    /// hashed eight bytes per step, a run with non-ASCII bytes goes character by character through Unicode's
+    /// classes.
     pub fn fill(&mut self, text: &str, with_spans: bool) {
         self.hashes.clear();
         self.spans.clear();
         let bytes = text.as_bytes();
+        self.build_masks(bytes);
         let mut position = 0usize;
-        while position < bytes.len() {
-            let byte = bytes[position];
-            if byte < 0x80 && !ASCII_WORD[byte as usize] {
-                position += 1;
+        while let Some(start) = next_bit(&self.mask, position, true) {
+            if start >= bytes.len() {
+                break;
+            }
+            let end = next_bit(&self.mask, start, false)
+                .unwrap_or(bytes.len())
+                .min(bytes.len());
+            let has_non_ascii = any_bit_in(&self.non_ascii, start, end);
+            if has_non_ascii {
+                position = self.unicode_word(text, start, with_spans);
                 continue;
             }
-            let start = position;
-            if byte < 0x80 {
-                // The fast path: a word of ASCII letters and digits, hashed eight bytes at a time. OR-ing 0x20
-                // lowercases ASCII letters and leaves digits as they are.
-                let mut end = position;
-                while end < bytes.len() && bytes[end] < 0x80 && ASCII_WORD[bytes[end] as usize] {
-                    end += 1;
-                }
-                if end == bytes.len() || bytes[end] < 0x80 {
-                    self.hashes.push(hash_ascii_word(&bytes[start..end]));
-                    if with_spans {
-                        self.spans.push((start as u32, end as u32));
-                    }
-                    position = end;
-                    continue;
-                }
-                // The word goes on with a non-ASCII character: the general path from its start.
+            self.hashes.push(hash_ascii_word_in(bytes, start, end));
+            if with_spans {
+                self.spans.push((start as u32, end as u32));
             }
-            position = self.unicode_word(text, start, with_spans);
+            position = end;
+        }
+    }
+
+    fn build_masks(&mut self, bytes: &[u8]) {
+        let blocks = bytes.len().div_ceil(64);
+        self.mask.clear();
+        self.mask.resize(blocks, 0);
+        self.non_ascii.clear();
+        self.non_ascii.resize(blocks, 0);
+        let mut chunks = bytes.chunks_exact(8);
+        let mut index = 0usize;
+        for chunk in &mut chunks {
+            let (word, high) = classify(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            self.mask[index / 8] |= word << (8 * (index % 8));
+            self.non_ascii[index / 8] |= high << (8 * (index % 8));
+            index += 1;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            let (word, high) = classify(u64::from_le_bytes(last));
+            self.mask[index / 8] |= word << (8 * (index % 8));
+            self.non_ascii[index / 8] |= high << (8 * (index % 8));
         }
     }
 
@@ -246,6 +351,44 @@ mod tests {
     }
 
     #[test]
+    fn byte_classes_match_a_byte_by_byte_check() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let (word, high) = classify(state);
+            for (k, b) in state.to_le_bytes().into_iter().enumerate() {
+                let expected = b >= 0x80 || b.is_ascii_alphanumeric();
+                assert_eq!(word >> k & 1 == 1, expected, "byte {b:#x}");
+                assert_eq!(high >> k & 1 == 1, b >= 0x80, "byte {b:#x}");
+            }
+        }
+        assert_eq!(next_bit(&[0b1000, 0], 0, true), Some(3));
+        assert_eq!(next_bit(&[u64::MAX, 0b10], 5, false), Some(64));
+        assert_eq!(next_bit(&[0, 0b10], 5, true), Some(65));
+        assert_eq!(next_bit(&[0], 5, true), None);
+        assert!(any_bit_in(&[0, 1], 60, 65));
+        assert!(!any_bit_in(&[0, 1], 60, 64));
+        assert!(any_bit_in(&[1 << 63, 0], 0, 64));
+    }
+
+    #[test]
+    fn words_across_64_byte_blocks_and_mixed_scripts() {
+        let text = format!("{} {}", "a".repeat(70), "Straße—über x");
+        let w = words(&text);
+        assert_eq!(w.hashes.len(), 4);
+        assert_eq!(w.spans[0], (0, 70));
+        assert_eq!(
+            &text[w.spans[1].0 as usize..w.spans[1].1 as usize],
+            "Straße"
+        );
+        assert_eq!(&text[w.spans[2].0 as usize..w.spans[2].1 as usize], "über");
+        assert_eq!(w.hashes[1], words("straße").hashes[0]);
+        assert_eq!(w.hashes[0], words(&"A".repeat(70)).hashes[0]);
+    }
+
+    #[test]
     fn long_and_short_words_hash_apart() {
         let w = words("abcdefgh1 abcdefgh2 abcdefgh abcdefghabcdefgh a aa ab ba");
         let mut distinct = w.hashes.clone();
@@ -256,6 +399,22 @@ mod tests {
             words("ABCDEFGHIJKLMNOP").hashes,
             words("abcdefghijklmnop").hashes
         );
+        // The ASCII fast path and the general path agree: "école" goes the general way, and an ASCII word next
+        // to a non-ASCII separator is the same word as next to a space.
+        assert_eq!(words("cafe—bar").hashes, words("cafe bar").hashes);
+        assert_eq!(words("ÉCOLE école").hashes[0], words("école").hashes[0]);
+        let mut slow = WordHasher::default();
+        for b in b"abcdefghij12" {
+            slow.push(*b);
+        }
+        let expected = slow.finish();
+        assert_eq!(expected, hash_ascii_word(b"ABCDEFGHIJ12"));
+        // At the end of a text (no eight bytes to load) and inside one.
+        assert_eq!(
+            expected,
+            hash_ascii_word_in(b"xx ABCDEFGHIJ12 yyyyyyyy", 3, 15)
+        );
+        assert_eq!(words("--abcdefghij12").hashes, vec![expected]);
     }
 
     #[test]
