@@ -134,6 +134,7 @@ fn planted_passages_are_found_and_templates_ignored_with_exact_shares() {
 
     let output = dir.path().join("hits.jsonl");
     let dropped = dir.path().join("clean.jsonl");
+    let report = dir.path().join("overlap.html");
     let home = dir.path().join("home");
     let run = || {
         let out = bare_assay(&home)
@@ -153,6 +154,8 @@ fn planted_passages_are_found_and_templates_ignored_with_exact_shares() {
             .arg(&output)
             .arg("--drop")
             .arg(&dropped)
+            .arg("--report")
+            .arg(&report)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -203,6 +206,13 @@ fn planted_passages_are_found_and_templates_ignored_with_exact_shares() {
         read_jsonl(&dropped).len(),
         // The row without text was not checked and is kept: nothing is lost.
         input_rows.len() - hit_rows.len()
+    );
+
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Benchmark contamination") && html.contains("bench.jsonl"));
+    assert!(
+        html.contains(&format!(">{}<", hit_rows.len())),
+        "the contaminated row count"
     );
 
     // The second run reads the cached index and finds the same.
