@@ -395,23 +395,13 @@ pub fn run(settings: &Settings, args: DupsArgs) -> anyhow::Result<ExitCode> {
         writer.finish()?;
     }
     if let Some(path) = &args.emit_bands {
-        let mut writer = OutputWriter::create(path, ParquetOptions::default())?;
-        for (doc, band, key) in corpus.band_rows() {
-            let mut row = Map::new();
-            row.insert("record".into(), origins.id(doc));
-            row.insert(
-                "side".into(),
-                match corpus.side(doc) {
-                    Side::Input => json!("input"),
-                    Side::Reference(_) => against_name(doc),
-                },
-            );
-            row.insert("band".into(), json!(band));
-            // The key's bits as a signed 64-bit integer, the widest integer every engine reads.
-            row.insert("key".into(), json!(key as i64));
-            writer.write_row(&row)?;
-        }
-        writer.finish()?;
+        write_band_rows(
+            path,
+            &corpus,
+            &origins,
+            &args.against,
+            args.id_column.is_some(),
+        )?;
     }
     let dropped_rows: HashSet<u64> = report
         .dropped
@@ -437,6 +427,114 @@ pub fn run(settings: &Settings, args: DupsArgs) -> anyhow::Result<ExitCode> {
         total,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stream the band rows `(record, side, band, key)` to a Parquet file in batches: these are `bands` rows per
+/// audited row, too many to spool as JSON. `record` is the row number (Int64) or, with `--id-column`, the id as
+/// text; `key` is the 64-bit band key's bits as a signed integer, the widest integer every engine reads.
+fn write_band_rows(
+    path: &Path,
+    corpus: &DupCorpus,
+    origins: &Origins,
+    against: &[PathBuf],
+    text_ids: bool,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    const BATCH: usize = 65_536;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "record",
+            if text_ids {
+                DataType::Utf8
+            } else {
+                DataType::Int64
+            },
+            false,
+        ),
+        Field::new("side", DataType::Utf8, false),
+        Field::new("band", DataType::Int32, false),
+        Field::new("key", DataType::Int64, false),
+    ]));
+    let side_names: Vec<String> = std::iter::once("input".to_string())
+        .chain(against.iter().map(|p| p.display().to_string()))
+        .collect();
+    let temporary = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&temporary)
+        .with_context(|| format!("creating {}", temporary.display()))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
+    let mut records_text: Vec<String> = Vec::new();
+    let mut records_number: Vec<i64> = Vec::new();
+    let mut sides: Vec<&str> = Vec::new();
+    let mut bands: Vec<i32> = Vec::new();
+    let mut keys: Vec<i64> = Vec::new();
+    let mut flush = |records_text: &mut Vec<String>,
+                     records_number: &mut Vec<i64>,
+                     sides: &mut Vec<&str>,
+                     bands: &mut Vec<i32>,
+                     keys: &mut Vec<i64>|
+     -> anyhow::Result<()> {
+        if bands.is_empty() {
+            return Ok(());
+        }
+        let record: ArrayRef = if text_ids {
+            Arc::new(StringArray::from(std::mem::take(records_text)))
+        } else {
+            Arc::new(Int64Array::from(std::mem::take(records_number)))
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                record,
+                Arc::new(StringArray::from(std::mem::take(sides))),
+                Arc::new(Int32Array::from(std::mem::take(bands))),
+                Arc::new(Int64Array::from(std::mem::take(keys))),
+            ],
+        )?;
+        writer.write(&batch)?;
+        Ok(())
+    };
+    for (doc, band, key) in corpus.band_rows() {
+        if text_ids {
+            records_text.push(match origins.id(doc) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            });
+        } else {
+            records_number.push(origins.rows[doc as usize] as i64);
+        }
+        let side = match corpus.side(doc) {
+            Side::Input => 0,
+            Side::Reference(n) => usize::from(n) + 1,
+        };
+        sides.push(side_names[side].as_str());
+        bands.push(band as i32);
+        keys.push(key as i64);
+        if bands.len() == BATCH {
+            flush(
+                &mut records_text,
+                &mut records_number,
+                &mut sides,
+                &mut bands,
+                &mut keys,
+            )?;
+        }
+    }
+    flush(
+        &mut records_text,
+        &mut records_number,
+        &mut sides,
+        &mut bands,
+        &mut keys,
+    )?;
+    writer.close()?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))?;
+    Ok(())
 }
 
 /// Copy `input` to `output` without the rows numbered in `drop`.
