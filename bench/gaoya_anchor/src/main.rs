@@ -1,6 +1,7 @@
 //! gaoya 0.2 on the corpus of bench/dedup_compare.sh: 5-word shingles (lowercase, split on anything that is not a
 //! letter or digit, as assay does), MinHasher32 and MinHashIndex with gaoya's own bands and rows for the
-//! threshold (`calculate_minhash_params(threshold, 128)`), signatures and queries on all cores (rayon). Prints the pairs found as `a b` lines.
+//! threshold (`calculate_minhash_params(threshold, 128)`), signatures and queries on all cores (rayon). Prints
+//! the pairs found as `a b` lines.
 //!
 //! Usage: gaoya-anchor CORPUS.jsonl THRESHOLD > pairs.txt
 
@@ -16,7 +17,11 @@ fn shingles(text: &str, n: usize) -> Vec<String> {
         .map(str::to_lowercase)
         .collect();
     if words.len() < n {
-        return if words.is_empty() { Vec::new() } else { vec![words.join(" ")] };
+        return if words.is_empty() {
+            Vec::new()
+        } else {
+            vec![words.join(" ")]
+        };
     }
     words.windows(n).map(|w| w.join(" ")).collect()
 }
