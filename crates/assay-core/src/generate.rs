@@ -64,7 +64,12 @@ pub struct GenerateTaskSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct GenerateSpec {
-    /// minijinja template over the seed row's columns: the user turn the model answers.
+    /// `sft` (default): one response per seed row (per sample). `self-instruct`: new instructions written from
+    /// seed rows sampled per call.
+    #[serde(default)]
+    pub mode: GenerateMode,
+    /// minijinja template over the seed row's columns: the user turn the model answers (`sft`), or the seed's
+    /// instruction shown as an example (`self-instruct`).
     pub prompt: String,
     /// A system message before the prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +99,43 @@ pub struct GenerateSpec {
     /// Seed column copied as the parent's `id` in the row's origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_column: Option<String>,
+    /// Self-instruct: model calls made.
+    #[serde(default = "default_calls")]
+    pub calls: usize,
+    /// Self-instruct: seed rows sampled (seeded, per call) and shown as examples.
+    #[serde(default = "default_seeds_per_call")]
+    pub seeds_per_call: usize,
+    /// Self-instruct: new instructions asked for per call (n); at most this many are parsed from each answer.
+    #[serde(default = "default_instructions_per_call")]
+    pub instructions_per_call: usize,
+    /// Self-instruct: a new instruction whose word-trigram Jaccard similarity to a seed or to an instruction kept
+    /// before it reaches this is dropped as a duplicate.
+    #[serde(default = "default_instruction_similarity")]
+    pub max_similarity: f64,
+}
+
+/// What a generate task writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GenerateMode {
+    /// A response to each seed row's prompt: SFT pairs.
+    #[default]
+    Sft,
+    /// New instructions from a few sampled seed instructions per call (Wang et al. 2023).
+    SelfInstruct,
+}
+
+fn default_calls() -> usize {
+    8
+}
+fn default_seeds_per_call() -> usize {
+    3
+}
+fn default_instructions_per_call() -> usize {
+    4
+}
+fn default_instruction_similarity() -> f64 {
+    0.7
 }
 
 fn default_temperature() -> f64 {
@@ -309,6 +351,20 @@ impl GenerateTaskSpec {
                 g.max_tokens
             ));
         }
+        if g.mode == GenerateMode::SelfInstruct {
+            if g.samples != 1 {
+                return Err("`generate.samples`: self-instruct tasks make `calls` calls; leave `samples` at 1".into());
+            }
+            if !(1..=100_000).contains(&g.calls)
+                || !(1..=32).contains(&g.seeds_per_call)
+                || !(1..=64).contains(&g.instructions_per_call)
+            {
+                return Err("`generate.calls` (1..=100000), `generate.seeds-per-call` (1..=32) and `generate.instructions-per-call` (1..=64) are out of range".into());
+            }
+            if !(0.0..=1.0).contains(&g.max_similarity) {
+                return Err("`generate.max-similarity` must be in [0, 1]".into());
+            }
+        }
         if !(1..=64).contains(&g.samples) {
             return Err(format!(
                 "`generate.samples` must be in 1..=64, got {}",
@@ -345,13 +401,66 @@ impl GenerateTaskSpec {
 
     /// The hash of the prompt the model is shown (template and system message), recorded in every row's origin.
     pub fn prompt_hash(&self) -> String {
-        let prompt = serde_json::json!({
+        let mut prompt = serde_json::json!({
             "system": self.generate.system,
             "prompt": self.generate.prompt,
             "format": self.model.prompt_format,
         });
+        if self.generate.mode == GenerateMode::SelfInstruct {
+            // The call's wording is fixed in assay; what varies is how many instructions it asks for.
+            prompt["self_instruct"] = serde_json::json!({
+                "instructions_per_call": self.generate.instructions_per_call,
+                "wording": self.generate.self_instruct_prompt(&[]),
+            });
+        }
         crate::sha256_hex(prompt.to_string().as_bytes())
     }
+}
+
+impl GenerateSpec {
+    /// The user turn of one self-instruct call: the sampled seed instructions as numbered examples, then the ask
+    /// for `instructions-per-call` new ones, one per numbered line.
+    pub fn self_instruct_prompt(&self, examples: &[String]) -> String {
+        let n = self.instructions_per_call;
+        let mut text = format!(
+            "Come up with {n} new tasks that a person could ask an AI assistant to do. Make them diverse and \
+             different from the examples. Write one task per line, numbered 1 to {n}, and nothing else.\n\nExamples:\n"
+        );
+        for (i, example) in examples.iter().enumerate() {
+            text.push_str(&format!(
+                "{}. {}\n",
+                i + 1,
+                example.replace('\n', " ").trim()
+            ));
+        }
+        text.push_str("\nNew tasks:");
+        text
+    }
+}
+
+/// The instructions in a self-instruct answer: one per line, with list markers (`1.`, `2)`, `-`, `*`) removed,
+/// blank lines and lines of fewer than three words dropped, at most `limit`. When the answer was cut off at
+/// `max-tokens` its last line is dropped too: it is probably unfinished.
+pub fn parse_instructions(answer: &str, truncated: bool, limit: usize) -> Vec<String> {
+    let mut lines: Vec<&str> = answer.lines().collect();
+    if truncated {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .map(|line| {
+            let line = line.trim();
+            let unnumbered = line.trim_start_matches(|c: char| c.is_ascii_digit());
+            let unnumbered = if unnumbered.len() < line.len() {
+                unnumbered.trim_start_matches(['.', ')', ':'])
+            } else {
+                line.trim_start_matches(['-', '*', '•'])
+            };
+            unnumbered.trim().to_string()
+        })
+        .filter(|line| line.split_whitespace().count() >= 3)
+        .take(limit)
+        .collect()
 }
 
 /// `generate.prompt` compiled once; renders seed rows.
@@ -490,6 +599,40 @@ prompt = "{{ instruction }}"
             hotter.prompt_hash(),
             "sampling is not the prompt"
         );
+    }
+
+    #[test]
+    fn self_instruct_answers_are_parsed_line_by_line() {
+        let answer = "1. Write a poem about autumn leaves.\n2) List three uses of baking soda\n\n- Explain how tides work.\nok\n4. Describe the water cycle in simple";
+        assert_eq!(
+            parse_instructions(answer, true, 10),
+            [
+                "Write a poem about autumn leaves.",
+                "List three uses of baking soda",
+                "Explain how tides work."
+            ]
+        );
+        assert_eq!(parse_instructions(answer, false, 2).len(), 2);
+        assert_eq!(
+            parse_instructions(answer, false, 10).len(),
+            4,
+            "an answer that ended keeps its last line"
+        );
+        let spec = GenerateTaskSpec::from_toml_str(&format!("{MINIMAL}mode = \"self-instruct\"\n"))
+            .unwrap();
+        let prompt = spec
+            .generate
+            .self_instruct_prompt(&["Say hi.".into(), "Add 2 and 3.".into()]);
+        assert!(
+            prompt.contains("Come up with 4 new tasks")
+                && prompt.contains("1. Say hi.\n2. Add 2 and 3.\n"),
+            "{prompt}"
+        );
+        let err = GenerateTaskSpec::from_toml_str(&format!(
+            "{MINIMAL}mode = \"self-instruct\"\nsamples = 2\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("samples"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use assay_core::generate::{GenerateTaskSpec, PromptTemplate};
+use assay_core::generate::{parse_instructions, GenerateMode, GenerateTaskSpec, PromptTemplate};
 use assay_core::prompt::{ChatMessage, PromptSpec, Role};
 use assay_core::AnnotatorKind;
 use assay_llm::embedded::EmbeddedModel;
@@ -165,7 +165,7 @@ impl Iterator for SeedRows<'_> {
     }
 }
 
-fn seed_rows<'t>(job: &GenerateJob, template: &'t PromptTemplate) -> Result<SeedRows<'t>> {
+fn seed_rows_of<'t>(job: &GenerateJob, template: &'t PromptTemplate) -> Result<SeedRows<'t>> {
     Ok(SeedRows {
         reader: assay_io::open_dataset(&job.input)?,
         template,
@@ -208,7 +208,7 @@ pub fn run(job: &GenerateJob, model: &EmbeddedModel, cx: &Context<'_>) -> Result
     ))?;
     // Stage 1: ingest.
     let (mut items, mut row_errors, mut batch) = (Vec::new(), Vec::new(), Vec::new());
-    for scanned in seed_rows(job, &template)? {
+    for scanned in seed_rows_of(job, &template)? {
         match scanned {
             Err(error) => row_errors.push(error),
             Ok(row) => {
@@ -230,6 +230,19 @@ pub fn run(job: &GenerateJob, model: &EmbeddedModel, cx: &Context<'_>) -> Result
     let info = model.info();
     let annotator = format!("{}@{}", info.name, crate::backend::short(&info.sha256));
     let prompt_hash = spec.prompt_hash();
+    if spec.generate.mode == GenerateMode::SelfInstruct {
+        let seeds = SelfInstructSeeds {
+            dataset_sha: &dataset_sha,
+            items: &items,
+            row_errors,
+        };
+        let ids = Identity {
+            task_id,
+            annotator: &annotator,
+            prompt_hash: &prompt_hash,
+        };
+        return self_instruct(job, &template, model, seeds, ids, cx);
+    }
     let done = cx.rt.block_on(store.annotated_rows(
         task_id,
         AnnotatorKind::Model,
@@ -259,7 +272,7 @@ pub fn run(job: &GenerateJob, model: &EmbeddedModel, cx: &Context<'_>) -> Result
         let (mut generated_this_run, mut tokens_generated) = (0u64, 0u64);
         let mut failures = Vec::new();
         let mut chunk: Vec<SeedRow> = Vec::new();
-        let mut rows = seed_rows(job, &template)?
+        let mut rows = seed_rows_of(job, &template)?
             .flatten()
             .filter(|r| !done.contains(&r.index))
             .peekable();
@@ -423,7 +436,7 @@ fn write_generated(
         "prompt_hash": job.spec.prompt_hash(),
         "task": job.spec.name,
     });
-    let mut rows = seed_rows(job, template)?.flatten().peekable();
+    let mut rows = seed_rows_of(job, template)?.flatten().peekable();
     while rows.peek().is_some() {
         let block: Vec<SeedRow> = rows.by_ref().take(512).collect();
         let (first, last) = (block[0].index, block[block.len() - 1].index);
@@ -517,6 +530,355 @@ fn ingest_output(job: &GenerateJob, sha256: &str, cx: &Context<'_>) -> Result<()
     }
     cx.rt.block_on(cx.store.insert_records(id, &batch))?;
     Ok(())
+}
+
+/// The seed rows a self-instruct run samples from.
+struct SelfInstructSeeds<'a> {
+    dataset_sha: &'a str,
+    items: &'a [u64],
+    row_errors: Vec<(u64, String)>,
+}
+
+/// The task version and the annotator the calls are filed under.
+struct Identity<'a> {
+    task_id: i64,
+    annotator: &'a str,
+    prompt_hash: &'a str,
+}
+
+/// Which `k` of the seed rows call `call` shows: a seeded partial shuffle, fixed by the task's seed and the call.
+pub fn call_seed_rows(task_seed: u64, call: u64, items: &[u64], k: usize) -> Vec<u64> {
+    let mut state = response_seed(task_seed ^ 0x5E1F_1257_0C41_0000, call, 1);
+    let mut pool = items.to_vec();
+    let k = k.min(pool.len());
+    for i in 0..k {
+        let offset =
+            ((u128::from(splitmix64(&mut state)) * (pool.len() - i) as u128) >> 64) as usize;
+        pool.swap(i, i + offset);
+    }
+    pool.truncate(k);
+    pool
+}
+
+/// Self-instruct: `calls` model calls, each shown `seeds-per-call` sampled seed instructions and asked for
+/// `instructions-per-call` new ones. The calls are the records of a dataset of their own (named by the seed file,
+/// the task version and the call count), so a call's answer is stored like a label and a rerun or a resumed run
+/// makes no call twice. The answers are parsed line by line; an instruction too close (word-trigram Jaccard) to
+/// a seed or to an instruction kept before it goes to `<output>.duplicates.jsonl` with its reason.
+fn self_instruct(
+    job: &GenerateJob,
+    template: &PromptTemplate,
+    model: &EmbeddedModel,
+    seeds: SelfInstructSeeds<'_>,
+    ids: Identity<'_>,
+    cx: &Context<'_>,
+) -> Result<GenerateSummary> {
+    let (spec, g, store) = (&job.spec, &job.spec.generate, cx.store);
+    if seeds.items.is_empty() {
+        return Err(Error::usage(
+            format!(
+                "{}: no seed row could be read and rendered",
+                job.input.display()
+            ),
+            "check the seed file and `generate.prompt`",
+        ));
+    }
+    // The seed rows, rendered: what calls show, what new instructions are compared with, whose depth they extend.
+    let mut seed_rows: HashMap<u64, SeedRow> = HashMap::new();
+    for row in seed_rows_of(job, template)?.flatten() {
+        seed_rows.insert(row.index, row);
+    }
+    let calls_identity =
+        json!({"seeds": seeds.dataset_sha, "task": spec.spec_hash(), "calls": g.calls});
+    let calls_sha = assay_core::sha256_hex(calls_identity.to_string().as_bytes());
+    let calls_dataset = cx.rt.block_on(store.dataset(
+        &format!("{}.self-instruct-calls", spec.name),
+        &job.input.display().to_string(),
+        &calls_sha,
+        "self-instruct-calls",
+    ))?;
+    let calls: Vec<(u64, Vec<u64>)> = (0..g.calls as u64)
+        .map(|c| (c, call_seed_rows(g.seed, c, seeds.items, g.seeds_per_call)))
+        .collect();
+    let records: Vec<(u64, String)> = calls
+        .iter()
+        .map(|(c, rows)| (*c, json!({"call": c, "seed_rows": rows}).to_string()))
+        .collect();
+    cx.rt
+        .block_on(store.insert_records(calls_dataset, &records))?;
+    let done = cx.rt.block_on(store.annotated_rows(
+        ids.task_id,
+        AnnotatorKind::Model,
+        ids.annotator,
+        calls_dataset,
+    ))?;
+    let info = model.info();
+    let run_id = cx.rt.block_on(store.start_run(&NewRun {
+        task_id: ids.task_id,
+        dataset_id: calls_dataset,
+        annotator: ids.annotator.to_string(),
+        model_sha256: info.sha256.clone(),
+        prompt_hash: ids.prompt_hash.to_string(),
+    }))?;
+    let started = Instant::now();
+    let result = (|| -> Result<GenerateSummary> {
+        let source = AnnotationSource {
+            task_id: ids.task_id,
+            run_id: run_id.clone(),
+            annotator_kind: AnnotatorKind::Model,
+            annotator: ids.annotator.to_string(),
+            model_sha256: info.sha256.clone(),
+            prompt_hash: ids.prompt_hash.to_string(),
+        };
+        let pending: Vec<&(u64, Vec<u64>)> =
+            calls.iter().filter(|(c, _)| !done.contains(c)).collect();
+        cx.reporter
+            .start("self-instruct calls", Some(pending.len() as u64));
+        let (mut made, mut tokens_generated, mut interrupted) = (0u64, 0u64, false);
+        let mut failures = Vec::new();
+        for chunk in pending.chunks(CHUNK_ROWS) {
+            if cx.interrupted.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            let record_ids = cx.rt.block_on(store.record_ids_between(
+                calls_dataset,
+                chunk[0].0,
+                chunk[chunk.len() - 1].0,
+            ))?;
+            let mut annotations = Vec::new();
+            for (call, rows) in chunk.iter().map(|c| (c.0, &c.1)) {
+                let examples: Vec<String> = rows
+                    .iter()
+                    .map(|r| seed_rows[r].prompt_text.clone())
+                    .collect();
+                let prompt = conversation(spec, &g.self_instruct_prompt(&examples));
+                let seed = response_seed(g.seed, call, 0);
+                let sampling = Sampling {
+                    temperature: g.temperature,
+                    top_p: g.top_p,
+                    max_tokens: g.max_tokens,
+                    seed,
+                };
+                match model.generate_sampled(
+                    &prompt,
+                    spec.model.prompt_format,
+                    &sampling,
+                    job.threads,
+                ) {
+                    Ok(generated) => {
+                        tokens_generated += generated.tokens as u64;
+                        annotations.push(NewAnnotation {
+                            record_id: record_ids[&call],
+                            value: json!(generated.text),
+                            scores: json!({
+                                "generated": true,
+                                "samples": [{"seed": seed, "text": generated.text, "tokens": generated.tokens, "finished": generated.finished}],
+                            }),
+                            confidence: None,
+                            distribution: Value::Null,
+                        });
+                    }
+                    Err(e) => {
+                        failures.push((call, format!("self-instruct call {}: {e}", call + 1)))
+                    }
+                }
+            }
+            made += cx
+                .rt
+                .block_on(store.insert_annotations(&source, &annotations))?;
+            cx.reporter.advance(chunk.len() as u64);
+        }
+        cx.reporter.finish();
+        interrupted |= cx.interrupted.load(Ordering::SeqCst);
+        if !failures.is_empty() {
+            cx.rt
+                .block_on(store.record_row_errors(&run_id, &failures))?;
+        }
+        let written = write_instructions(
+            job,
+            &seeds,
+            &seed_rows,
+            &calls,
+            calls_dataset,
+            &ids,
+            info,
+            cx,
+        )?;
+        let output_sha256 = assay_io::file_sha256(&job.output)?;
+        ingest_output(job, &output_sha256, cx)?;
+        let mut row_errors = seeds.row_errors.clone();
+        row_errors.extend(failures);
+        Ok(GenerateSummary {
+            task: spec.name.clone(),
+            model: ids.annotator.to_string(),
+            run_id: run_id.clone(),
+            seed_rows: seeds.items.len() as u64,
+            generated_this_run: made,
+            generated_before: written.seed_rows_answered.saturating_sub(made),
+            rows_written: written.rows,
+            truncated: written.truncated,
+            tokens_generated,
+            seconds: started.elapsed().as_secs_f64(),
+            output: job.output.display().to_string(),
+            output_sha256,
+            interrupted,
+            row_errors,
+        })
+    })();
+    let (status, stored) = match &result {
+        Ok(summary) => (
+            if summary.interrupted {
+                RunStatus::Interrupted
+            } else {
+                RunStatus::Finished
+            },
+            serde_json::to_value(summary).unwrap_or(Value::Null),
+        ),
+        Err(e) => (RunStatus::Failed, json!({"error": e.to_string()})),
+    };
+    if let Err(e) = cx.rt.block_on(store.finish_run(&run_id, status, &stored)) {
+        tracing::warn!(run = %run_id, error = %e, "could not close the run");
+    }
+    result
+}
+
+/// Write the parsed, deduplicated instructions of every answered call, in call order.
+#[allow(clippy::too_many_arguments)]
+fn write_instructions(
+    job: &GenerateJob,
+    seeds: &SelfInstructSeeds<'_>,
+    seed_rows: &HashMap<u64, SeedRow>,
+    calls: &[(u64, Vec<u64>)],
+    calls_dataset: i64,
+    ids: &Identity<'_>,
+    info: &assay_llm::ModelInfo,
+    cx: &Context<'_>,
+) -> Result<Written> {
+    let g = &job.spec.generate;
+    let stored: HashMap<u64, Value> = cx
+        .rt
+        .block_on(cx.store.annotations_in_rows(
+            ids.task_id,
+            AnnotatorKind::Model,
+            ids.annotator,
+            calls_dataset,
+            0..=calls.len().saturating_sub(1) as u64,
+        ))?
+        .into_iter()
+        .map(|a| (a.row_index, a.scores))
+        .collect();
+    let generator = json!({
+        "model": info.name,
+        "model_sha256": info.sha256,
+        "prompt_hash": ids.prompt_hash,
+        "task": job.spec.name,
+    });
+    let shingles = |text: &str| crate::gate::Shingles::of(text, 3);
+    let seed_shingles: Vec<(u64, crate::gate::Shingles)> = seed_rows
+        .iter()
+        .map(|(i, r)| (*i, shingles(&r.prompt_text)))
+        .collect();
+    let mut kept: Vec<crate::gate::Shingles> = Vec::new();
+    let mut writer = assay_io::OutputWriter::create(&job.output, Default::default())?;
+    let duplicates_path = {
+        let stem = job
+            .output
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("generated");
+        job.output
+            .with_file_name(format!("{stem}.duplicates.jsonl"))
+    };
+    let mut duplicates = assay_io::OutputWriter::create(&duplicates_path, Default::default())?;
+    let mut written = Written {
+        rows: 0,
+        truncated: 0,
+        seed_rows_answered: 0,
+    };
+    for (call, rows) in calls {
+        let Some(sample) = stored.get(call).and_then(|s| s.pointer("/samples/0")) else {
+            continue;
+        };
+        written.seed_rows_answered += 1;
+        let finished = sample
+            .get("finished")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        written.truncated += u64::from(!finished);
+        let text = sample.get("text").and_then(Value::as_str).unwrap_or("");
+        let parents: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let id = g
+                    .id_column
+                    .as_ref()
+                    .and_then(|c| seed_rows[r].values.get(c))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                json!({"dataset_sha256": seeds.dataset_sha, "row_index": r, "id": id})
+            })
+            .collect();
+        let depth = rows
+            .iter()
+            .map(|r| row_depth(&seed_rows[r].values))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        for (position, instruction) in parse_instructions(text, !finished, g.instructions_per_call)
+            .into_iter()
+            .enumerate()
+        {
+            let own = shingles(&instruction);
+            let near_seed = seed_shingles
+                .iter()
+                .map(|(i, s)| (*i, s.jaccard(&own)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .filter(|(_, j)| *j >= g.max_similarity);
+            let near_kept = kept
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.jaccard(&own)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .filter(|(_, j)| *j >= g.max_similarity);
+            let mut out = Map::new();
+            out.insert(g.prompt_column.clone(), json!(instruction));
+            out.insert(ORIGIN_COLUMN.into(), json!({"kind": "synthetic", "generator": generator, "depth": depth, "parents": parents}));
+            out.insert(
+                GENERATION_COLUMN.into(),
+                json!({"call": call, "position": position, "seed": sample.get("seed"), "tokens": sample.get("tokens"),
+                       "truncated": false, "temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_tokens}),
+            );
+            let reason = match (near_seed, near_kept) {
+                (Some((row, j)), _) => Some(format!(
+                    "near-duplicate of seed row {} (Jaccard {j:.2})",
+                    row + 1
+                )),
+                (None, Some((row, j))) => Some(format!(
+                    "near-duplicate of new instruction {} (Jaccard {j:.2})",
+                    row + 1
+                )),
+                (None, None) => None,
+            };
+            match reason {
+                Some(reason) => {
+                    out.insert(
+                        "assay_gate".into(),
+                        json!({"kept": false, "check": "dedup", "reason": reason}),
+                    );
+                    duplicates.write_row(&out)?;
+                }
+                None => {
+                    kept.push(own);
+                    writer.write_row(&out)?;
+                    written.rows += 1;
+                }
+            }
+        }
+    }
+    writer.finish()?;
+    duplicates.finish()?;
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -346,3 +346,80 @@ top-share = 0.5
     assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM annotations"), 4);
     assert_eq!(read_jsonl(&dir.path().join("generated.kept.jsonl")), kept);
 }
+
+#[test]
+fn self_instruct_writes_new_instructions_with_their_sampled_parents_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    seeds(dir.path());
+    let task = dir.path().join("self-instruct.toml");
+    std::fs::write(
+        &task,
+        r#"
+name = "new-tasks"
+type = "generate"
+dataset = "seeds.jsonl"
+[generate]
+mode = "self-instruct"
+prompt = "{{ instruction }}"
+prompt-column = "instruction"
+temperature = 0.7
+max-tokens = 48
+seed = 3
+calls = 3
+seeds-per-call = 2
+instructions-per-call = 3
+id-column = "id"
+"#,
+    )
+    .unwrap();
+    let (db, out) = (dir.path().join("store.db"), dir.path().join("new.jsonl"));
+    generate(&task, &db, &out, &[]);
+    let rows = read_jsonl(&out);
+    let duplicates = read_jsonl(&dir.path().join("new.duplicates.jsonl"));
+    assert!(!rows.is_empty(), "no instruction parsed from three calls");
+    assert!(rows.len() + duplicates.len() <= 9, "at most 3 per call");
+    let seed_texts = [
+        "Name the capital of France.",
+        "Give one tip for sleeping better.",
+        "What is 2 + 2?",
+        "Say hello in Spanish.",
+    ];
+    for row in &rows {
+        let instruction = row["instruction"].as_str().unwrap();
+        assert!(instruction.split_whitespace().count() >= 3, "{row}");
+        assert!(!seed_texts.contains(&instruction), "a seed copied: {row}");
+        let origin = &row["assay_origin"];
+        assert_eq!(origin["kind"], "synthetic");
+        let parents = origin["parents"].as_array().unwrap();
+        assert_eq!(parents.len(), 2, "{row}");
+        let parent_rows: Vec<u64> = parents
+            .iter()
+            .map(|p| p["row_index"].as_u64().unwrap())
+            .collect();
+        assert_ne!(parent_rows[0], parent_rows[1], "{row}");
+        // Depth: one more than the deepest parent; seed row 2 was generated before (depth 1).
+        assert_eq!(
+            origin["depth"],
+            if parent_rows.contains(&2) { 2 } else { 1 },
+            "{row}"
+        );
+        assert_eq!(
+            parents[0]["id"],
+            ["a", "b", "c", "d"][parent_rows[0] as usize]
+        );
+    }
+    for d in &duplicates {
+        assert!(
+            d["assay_gate"]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("near-duplicate"),
+            "{d}"
+        );
+    }
+    // The three calls are stored; a rerun makes none and writes the same rows.
+    assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM annotations"), 3);
+    generate(&task, &db, &out, &[]);
+    assert_eq!(items_scored_per_run(&db), [3, 0]);
+    assert_eq!(read_jsonl(&out), rows);
+}
