@@ -636,6 +636,24 @@ prompt = "{{ instruction }}"
     }
 
     #[test]
+    fn docs_generate_reference_parses_with_non_default_values() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/task-reference-generate.toml");
+        let spec = GenerateTaskSpec::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.generate.mode, GenerateMode::Sft);
+        assert_eq!(spec.generate.id_column.as_deref(), Some("id"));
+        let gate = spec.gate.as_ref().unwrap();
+        assert_eq!(gate.dedup.seed_columns, ["answer"]);
+        let judge = gate.judge.as_ref().unwrap();
+        assert!(
+            judge.task.ends_with("docs/judge.toml"),
+            "relative to the file: {judge:?}"
+        );
+        assert_eq!(judge.top_share, Some(0.5));
+        assert!(is_generate_task(&path).unwrap());
+    }
+
+    #[test]
     fn a_generate_file_is_told_apart_from_a_labeling_task() {
         let dir = std::env::temp_dir().join(format!("assay-generate-kind-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
