@@ -147,6 +147,9 @@ pub struct ReferenceHits {
     pub items_hit: usize,
     /// Input rows that hit it.
     pub rows_hitting: usize,
+    /// The most-hit items: `(item id, rows hitting it, the largest share of its n-grams in one row, the first
+    /// rows' ids)`.
+    pub top_items: Vec<(String, usize, f64, Vec<String>)>,
 }
 
 /// The contamination section.
@@ -194,6 +197,29 @@ pub fn overlap_section(
         "Normalized word {ngram}-grams shared between input rows and reference items."
     )));
     section.push(Block::Table(table));
+    for r in references.iter().filter(|r| !r.top_items.is_empty()) {
+        let mut items = Table {
+            header: vec![
+                "item".into(),
+                "rows hitting".into(),
+                "largest share of its n-grams".into(),
+                "rows".into(),
+            ],
+            numeric: vec![1, 2],
+            ..Table::default()
+        };
+        for (id, rows, share, first) in &r.top_items {
+            let more = if *rows > first.len() { ", …" } else { "" };
+            items.rows.push(vec![
+                id.clone(),
+                rows.to_string(),
+                format!("{:.1}%", 100.0 * share),
+                format!("{}{more}", first.join(", ")),
+            ]);
+        }
+        section.push(Block::Text(format!("Most-hit items of {}:", r.reference)));
+        section.push(Block::Table(items));
+    }
     section
 }
 

@@ -208,7 +208,22 @@ fn planted_passages_are_found_and_templates_ignored_with_exact_shares() {
         input_rows.len() - hit_rows.len()
     );
 
+    // The summary names the most-hit item with the rows that hit it.
+    let (top_item, top_rows) = {
+        let mut by_item: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (row, item) in truth.keys() {
+            by_item.entry(item.as_str()).or_default().push(row.as_str());
+        }
+        let most = by_item.values().map(Vec::len).max().unwrap();
+        let (item, rows) = by_item.into_iter().find(|(_, r)| r.len() == most).unwrap();
+        (item.to_string(), rows.len())
+    };
+    assert!(
+        stdout.contains(&format!("  {top_item}: {top_rows} rows (")),
+        "{stdout}"
+    );
     let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Most-hit items"));
     assert!(html.contains("Benchmark contamination") && html.contains("bench.jsonl"));
     assert!(
         html.contains(&format!(">{}<", hit_rows.len())),

@@ -203,6 +203,7 @@ pub fn run(settings: &Settings, args: OverlapArgs) -> anyhow::Result<ExitCode> {
                     items: index.items().len(),
                     items_hit: report.rows_by_item.iter().filter(|r| !r.is_empty()).count(),
                     rows_hitting: report.rows.len(),
+                    top_items: top_items(index, report, &hit_rows, 20),
                 },
             )
             .collect();
@@ -253,6 +254,21 @@ pub fn run(settings: &Settings, args: OverlapArgs) -> anyhow::Result<ExitCode> {
     }
     super::super::qc::right_align(&mut table, 1);
     outln!("{table}");
+    for ((path, index, _), report) in indexes.iter().zip(&reports) {
+        let top = top_items(index, report, &hit_rows, 5);
+        if top.is_empty() {
+            continue;
+        }
+        outln!("most-hit items of {}:", path.display());
+        for (id, rows, share, first) in top {
+            let more = if rows > first.len() { ", ..." } else { "" };
+            outln!(
+                "  {id}: {rows} rows ({}{more}), up to {:.1}% of its n-grams in one row",
+                first.join(", "),
+                100.0 * share
+            );
+        }
+    }
     let common = reports.first().map_or(0, |r| r.common_rows);
     outln!(
         "{} of {rows} rows contaminated ({}-grams; n-grams in more than {common} rows ignored; a hit needs {} of an \
@@ -272,6 +288,49 @@ pub fn run(settings: &Settings, args: OverlapArgs) -> anyhow::Result<ExitCode> {
         1e6 * scanned / rows.max(1) as f64
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `count` items hit by the most rows: `(item id, rows, largest share in one row, the first 5 rows' ids)`.
+fn top_items(
+    index: &ReferenceIndex,
+    report: &OverlapReport,
+    hit_rows: &HashMap<u64, (String, Option<Value>)>,
+    count: usize,
+) -> Vec<(String, usize, f64, Vec<String>)> {
+    let mut largest = vec![0.0f64; index.items().len()];
+    for row in &report.rows {
+        for hit in &row.items {
+            let share = &mut largest[hit.item as usize];
+            *share = share.max(hit.share);
+        }
+    }
+    let mut items: Vec<usize> = (0..index.items().len())
+        .filter(|&i| !report.rows_by_item[i].is_empty())
+        .collect();
+    items.sort_by_key(|&i| (std::cmp::Reverse(report.rows_by_item[i].len()), i));
+    items
+        .into_iter()
+        .take(count)
+        .map(|i| {
+            let first = report.rows_by_item[i]
+                .iter()
+                .take(5)
+                .map(
+                    |row| match hit_rows.get(row).and_then(|(_, id)| id.clone()) {
+                        Some(Value::String(s)) => s,
+                        Some(other) => other.to_string(),
+                        None => row.to_string(),
+                    },
+                )
+                .collect();
+            (
+                index.items()[i].id.clone(),
+                report.rows_by_item[i].len(),
+                largest[i],
+                first,
+            )
+        })
+        .collect()
 }
 
 fn write_hits(
