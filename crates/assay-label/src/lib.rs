@@ -44,6 +44,7 @@ pub mod probe;
 pub mod rows;
 pub mod run;
 pub mod served;
+pub mod source;
 mod shard;
 
 pub use backend::Backend;
