@@ -133,6 +133,11 @@ pub struct DupCorpus {
     shingles: Vec<u64>,
     sides: Vec<Side>,
     priorities: Vec<u8>,
+    /// False after [`DupCorpus::without_shingles`]: the shingles come from [`DupCorpus::supply`] instead.
+    keep_shingles: bool,
+    supplied: std::collections::HashMap<u32, Vec<u64>>,
+    /// The band join's pairs, once computed.
+    candidate_list: Option<Vec<(u32, u32)>>,
 }
 
 impl DupCorpus {
@@ -166,7 +171,18 @@ impl DupCorpus {
             shingles: Vec::new(),
             sides: Vec::new(),
             priorities: Vec::new(),
+            keep_shingles: true,
+            supplied: std::collections::HashMap::new(),
+            candidate_list: None,
         })
+    }
+
+    /// Keep only exact hashes and band keys of pushed documents, not their shingles (memory: 8 bytes per band
+    /// per document). Before [`DupCorpus::finish`], sketch the [`DupCorpus::compared_documents`] again (a second
+    /// pass over the input) and hand each to [`DupCorpus::supply`].
+    pub fn without_shingles(mut self) -> Self {
+        self.keep_shingles = false;
+        self
     }
 
     /// The banding in use.
@@ -223,7 +239,9 @@ impl DupCorpus {
         } else {
             self.keys.extend(std::iter::repeat_n(0, self.banding.bands));
         }
-        self.shingles.extend_from_slice(&sketch.shingles);
+        if self.keep_shingles {
+            self.shingles.extend_from_slice(&sketch.shingles);
+        }
         self.shingle_starts.push(self.shingles.len());
         self.sides.push(side);
         self.priorities.push(priority.rank());
@@ -232,16 +250,66 @@ impl DupCorpus {
 
     /// Document `doc`'s shingles as stored: in text order until [`DupCorpus::finish`] sorts those it compares.
     fn shingles(&self, doc: u32) -> &[u64] {
+        if !self.keep_shingles {
+            return self.supplied.get(&doc).map_or(&[], Vec::as_slice);
+        }
         let doc = doc as usize;
         &self.shingles[self.shingle_starts[doc]..self.shingle_starts[doc + 1]]
     }
 
-    /// The shingle set of document `doc`, sorted, without repeats.
-    pub fn shingle_set(&self, doc: u32) -> Vec<u64> {
-        let mut set = self.shingles(doc).to_vec();
-        set.sort_unstable();
-        set.dedup();
-        set
+    /// The exact Jaccard similarity of two texts' shingle sets, with this audit's settings.
+    pub fn text_jaccard(&self, a: &str, b: &str) -> f64 {
+        let mut words = Words::default();
+        let mut set = |text: &str| {
+            let mut shingles = self.sketcher.sketch(text, &mut words).shingles;
+            shingles.sort_unstable();
+            shingles
+        };
+        let (a, b) = (set(a), set(b));
+        jaccard(&a, &b)
+    }
+
+    /// The documents whose shingles the verification compares (sorted): after
+    /// [`DupCorpus::without_shingles`], the caller sketches these again and [`DupCorpus::supply`]s them.
+    pub fn compared_documents(&mut self) -> Vec<u32> {
+        let mut compared: Vec<u32> = self
+            .candidates()
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .collect();
+        compared.sort_unstable();
+        compared.dedup();
+        compared
+    }
+
+    /// The shingles of document `doc` from a second sketch of its text (see [`DupCorpus::without_shingles`]).
+    pub fn supply(&mut self, doc: u32, sketch: DocSketch) {
+        let mut shingles = sketch.shingles;
+        shingles.sort_unstable();
+        self.supplied.insert(doc, shingles);
+    }
+
+    /// The band join's candidate pairs (computed once).
+    fn candidates(&mut self) -> &[(u32, u32)] {
+        if self.candidate_list.is_none() {
+            let against = self.against();
+            let representative = self.exact_representatives();
+            let eligible: Vec<bool> = (0..self.len())
+                .map(|d| self.has_words[d] && representative[d] == d as u32)
+                .collect();
+            let sides = &self.sides;
+            let allowed = move |a: u32, b: u32| -> bool {
+                !against
+                    || ((sides[a as usize] == Side::Input) != (sides[b as usize] == Side::Input))
+            };
+            self.candidate_list = Some(candidate_pairs(
+                &self.keys,
+                self.banding.bands,
+                &eligible,
+                &allowed,
+            ));
+        }
+        self.candidate_list.as_deref().expect("computed above")
     }
 
     /// Sort the stored shingles of `docs` (sorted, without repeats) in place, on all cores: sketches keep them
@@ -330,18 +398,14 @@ impl DupCorpus {
                 exact: true,
             });
         }
-        let eligible: Vec<bool> = (0..documents)
-            .map(|d| self.has_words[d] && representative[d] == d as u32)
-            .collect();
-        let sides = &self.sides;
-        let allowed = move |a: u32, b: u32| -> bool {
-            !against || ((sides[a as usize] == Side::Input) != (sides[b as usize] == Side::Input))
-        };
-        let candidate_list = candidate_pairs(&self.keys, self.banding.bands, &eligible, &allowed);
-        let mut compared: Vec<u32> = candidate_list.iter().flat_map(|&(a, b)| [a, b]).collect();
-        compared.sort_unstable();
-        compared.dedup();
-        self.sort_shingles_of(&compared);
+        let compared = self.compared_documents();
+        if self.keep_shingles {
+            self.sort_shingles_of(&compared);
+        }
+        let candidate_list = self
+            .candidate_list
+            .take()
+            .expect("computed by compared_documents");
         let candidates: Vec<(u32, u32, f32)> = candidate_list
             .par_iter()
             .map(|&(a, b)| (a, b, jaccard(self.shingles(a), self.shingles(b)) as f32))
@@ -580,6 +644,40 @@ mod tests {
         assert!(report.candidates[0].2 < 0.8);
         assert!(report.pairs.is_empty());
         assert_eq!(corpus.band_rows().count(), 2 * 128);
+    }
+
+    #[test]
+    fn a_second_pass_for_the_compared_shingles_gives_the_same_report() {
+        let mut texts: Vec<String> = (0..200).map(|i| text(100 + i, 80).join(" ")).collect();
+        for i in 0..20 {
+            let mut w = text(100 + i, 80);
+            w[40] = "edited".into();
+            texts.push(w.join(" "));
+        }
+        texts.push(texts[3].clone());
+        let sides = vec![Side::Input; texts.len()];
+        let full = corpus(&texts, &sides, &vec![KeepPriority::default(); texts.len()]);
+
+        let mut lean = DupCorpus::new(DupConfig::default())
+            .unwrap()
+            .without_shingles();
+        for s in lean.sketch_batch(&texts) {
+            lean.push(s, Side::Input, KeepPriority::default());
+        }
+        let compared = lean.compared_documents();
+        assert_eq!(compared.len(), 40, "the 20 pairs");
+        let again: Vec<&str> = compared
+            .iter()
+            .map(|&d| texts[d as usize].as_str())
+            .collect();
+        for (&doc, sketch) in compared.iter().zip(lean.sketch_batch(&again)) {
+            lean.supply(doc, sketch);
+        }
+        let report = lean.finish();
+        assert_eq!(report.pairs, full.pairs);
+        assert_eq!(report.clusters, full.clusters);
+        assert_eq!(full.pairs.len(), 21);
+        assert!((lean.text_jaccard(&texts[0], &texts[200]) - full.pairs[0].jaccard).abs() < 1e-12);
     }
 
     #[test]

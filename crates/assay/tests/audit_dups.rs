@@ -242,6 +242,18 @@ fn pairs_match_the_exact_jaccard_ground_truth_and_clusters_keep_by_the_rule() {
         html.contains("<svg") && html.contains("Cluster 1 of"),
         "report"
     );
+
+    // --low-memory keeps only band keys and reads the input again for the compared rows: the same pairs.
+    let lean_pairs = dir.path().join("pairs-lean.jsonl");
+    ok(bare_assay(dir.path())
+        .args(["--quiet", "audit", "dups", "--low-memory"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&lean_pairs));
+    assert_eq!(
+        std::fs::read_to_string(&lean_pairs).unwrap(),
+        std::fs::read_to_string(&pairs_path).unwrap()
+    );
 }
 
 #[test]

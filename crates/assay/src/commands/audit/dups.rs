@@ -78,6 +78,10 @@ pub struct DupsArgs {
     /// Seed of the signature hash.
     #[arg(long, default_value_t = DupConfig::default().seed)]
     pub seed: u64,
+    /// Keep only the band keys in memory (8 bytes per band per row) and read the inputs a second time for the
+    /// shingles of the rows in candidate pairs.
+    #[arg(long)]
+    pub low_memory: bool,
 }
 
 /// Which columns of a row the audits read.
@@ -280,6 +284,9 @@ pub fn run(settings: &Settings, args: DupsArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let mut corpus = DupCorpus::new(config)?;
+    if args.low_memory {
+        corpus = corpus.without_shingles();
+    }
     let columns = Columns {
         text: args.text_column.clone(),
         id: args.id_column.clone(),
@@ -331,6 +338,38 @@ pub fn run(settings: &Settings, args: DupsArgs) -> anyhow::Result<ExitCode> {
         }
         bar.finish_and_clear();
         bad.print(path);
+    }
+    if args.low_memory {
+        // The second pass: sketch again only the rows whose shingles the verification compares.
+        let mut wanted: HashMap<(u16, u64), u32> = HashMap::new();
+        for doc in corpus.compared_documents() {
+            wanted.insert(
+                (origins.files[doc as usize], origins.rows[doc as usize]),
+                doc,
+            );
+        }
+        for (file_number, (path, side)) in files.iter().enumerate() {
+            let file_code = if *side == Side::Input {
+                0
+            } else {
+                file_number as u16 + 1
+            };
+            read_batches(path, &columns, |batch| {
+                let picked: Vec<(u32, &str)> = batch
+                    .iter()
+                    .filter_map(|r| {
+                        wanted
+                            .get(&(file_code, r.row))
+                            .map(|&doc| (doc, r.text.as_str()))
+                    })
+                    .collect();
+                let texts: Vec<&str> = picked.iter().map(|(_, text)| *text).collect();
+                for ((doc, _), sketch) in picked.iter().zip(corpus.sketch_batch(&texts)) {
+                    corpus.supply(*doc, sketch);
+                }
+                Ok(())
+            })?;
+        }
     }
     let sketched = started.elapsed().as_secs_f64();
     let report = corpus.finish();
@@ -631,12 +670,11 @@ fn html_report(
                         .get(&origins.rows[doc as usize])
                         .cloned()
                         .unwrap_or_default();
-                    let jaccard = (doc != cluster.keep).then(|| {
-                        assay_audit::minhash::jaccard(
-                            &corpus.shingle_set(cluster.keep),
-                            &corpus.shingle_set(doc),
-                        )
-                    });
+                    let kept_text = texts
+                        .get(&origins.rows[cluster.keep as usize])
+                        .map_or("", String::as_str);
+                    let jaccard =
+                        (doc != cluster.keep).then(|| corpus.text_jaccard(kept_text, &text));
                     (id_text(doc), text, jaccard)
                 })
                 .collect();
