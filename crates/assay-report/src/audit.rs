@@ -112,26 +112,34 @@ pub fn dups_section(view: &DupsView) -> Section {
         caption: "Exact Jaccard similarity of the candidate pairs, in bins of 0.05.".into(),
     });
     for (n, cluster) in view.largest.iter().enumerate() {
-        let mut table = Table {
-            header: vec!["id".into(), "Jaccard with kept".into(), "text".into()],
-            numeric: vec![1],
-            highlight: vec![0],
-            ..Table::default()
-        };
-        for (id, text, jaccard) in &cluster.members {
-            table.rows.push(vec![
-                id.clone(),
-                jaccard.map_or_else(|| "kept".into(), |j| format!("{j:.3}")),
-                text.clone(),
-            ]);
-        }
+        // The members' texts side by side, one column each, the kept one first.
+        let columns = cluster
+            .members
+            .iter()
+            .map(|(id, text, jaccard)| {
+                let mut table = Table {
+                    header: vec![match jaccard {
+                        None => format!("{id} (kept)"),
+                        Some(j) => format!("{id} (Jaccard with kept {j:.3})"),
+                    }],
+                    highlight: if jaccard.is_none() {
+                        vec![0]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Table::default()
+                };
+                table.rows.push(vec![text.clone()]);
+                Block::Table(table)
+            })
+            .collect();
         section.push(Block::Text(format!(
             "Cluster {} of {} rows; kept: {} (rows people answered first, then gold rows, then the first row).",
             n + 1,
             cluster.size,
             cluster.keep
         )));
-        section.push(Block::Table(table));
+        section.push(Block::Row(columns));
     }
     section
 }
@@ -255,7 +263,8 @@ mod tests {
         let html = report.to_html();
         assert!(html.contains("<svg"));
         assert!(html.contains("a &lt;b&gt;"), "texts are escaped");
-        assert!(html.contains("0.900"));
+        assert!(html.contains("9 (Jaccard with kept 0.900)"));
+        assert!(html.contains("7 (kept)") && html.contains("class=\"row\""));
         assert_eq!(histogram(&[0.0, 0.99, 1.0, 0.5], 20)[19], 2);
     }
 }
