@@ -117,20 +117,12 @@ pub fn dups_section(view: &DupsView) -> Section {
             .members
             .iter()
             .map(|(id, text, jaccard)| {
-                let mut table = Table {
-                    header: vec![match jaccard {
-                        None => format!("{id} (kept)"),
-                        Some(j) => format!("{id} (Jaccard with kept {j:.3})"),
-                    }],
-                    highlight: if jaccard.is_none() {
-                        vec![0]
-                    } else {
-                        Vec::new()
-                    },
-                    ..Table::default()
+                let label = match jaccard {
+                    None => format!("{id} (kept)"),
+                    Some(j) => format!("{id} (Jaccard with kept {j:.3})"),
                 };
-                table.rows.push(vec![text.clone()]);
-                Block::Table(table)
+                // A paragraph wraps; a table cell would not.
+                Block::Text(format!("{label}: {text}"))
             })
             .collect();
         section.push(Block::Text(format!(
