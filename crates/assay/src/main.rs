@@ -37,7 +37,7 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// Compare a task's labels with human labels: alignment, kappa, position flips.
     Eval(commands::eval::EvalArgs),
-    /// Generate rows with a model (`type = "generate"` tasks: SFT responses), then keep those its `[gate]` passes.
+    /// Generate rows with a model (`type = "generate"` tasks: SFT responses or self-instruct), then keep those its `[gate]` passes.
     Generate(commands::generate::GenerateArgs),
     /// Write a compare task's judgments as preference training data (DPO pairs or soft reward labels).
     Export(commands::export::ExportArgs),

@@ -27,7 +27,7 @@ const EXIT_ROWS_FAILED: u8 = 3;
 /// retries them), 130 when interrupted (the same command resumes), 1 on an error.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// The generate task file (TOML, `type = "generate"`); see docs/task-reference.toml.
+    /// The generate task file (TOML, `type = "generate"`); see docs/task-reference-generate.toml.
     pub task: PathBuf,
     /// Seed rows (JSONL, CSV, TSV or Parquet) [default: the task's `dataset`].
     #[arg(long)]
