@@ -845,9 +845,9 @@ impl TaskSpec {
         let Some(probe) = &self.probe else {
             return Ok(());
         };
-        if self.kind != TaskKind::Classify {
+        if !matches!(self.kind, TaskKind::Classify | TaskKind::Compare) {
             return Err(format!(
-                "`[probe]` is built for classify tasks only, not `{}` (not built yet)",
+                "`[probe]` is built for classify and compare tasks, not `{}` (not built yet)",
                 self.kind.as_str()
             ));
         }

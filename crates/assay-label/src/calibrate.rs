@@ -292,6 +292,24 @@ impl GoldDecisions {
         }
     }
 
+    /// Add one pair with a non-tie gold preference (`0`: response 1, `1`: response 2): the decision is the
+    /// response with P(better) above one half (`2`, a tie, at exactly one half); gold ties are not decisions.
+    pub fn add_pair(&mut self, p_first: f64, gold: usize) {
+        if gold > 1 {
+            return;
+        }
+        let predicted = if p_first > 0.5 {
+            0
+        } else if p_first < 0.5 {
+            1
+        } else {
+            2
+        };
+        self.predicted.push(predicted);
+        self.confidence.push(p_first.max(1.0 - p_first) as f32);
+        self.gold.push(gold as u32);
+    }
+
     /// Accuracy, macro-F1, ECE and accuracy at coverage; `None` without decisions.
     pub fn report(&self) -> Option<ClassificationReport> {
         if self.gold.is_empty() {

@@ -9,7 +9,8 @@
 
 use std::path::Path;
 
-use assay_core::{AnnotatorKind, Labeler, ProbeSpec, TaskSpec};
+use assay_core::task::preference_code;
+use assay_core::{AnnotatorKind, Labeler, ProbeSpec, TaskKind, TaskSpec};
 use assay_learn::cv::{accuracy, apply_temperature, fit_temperature, out_of_fold};
 use assay_learn::logistic::{FitOptions, LogisticRegression};
 use assay_llm::cache::ModelCache;
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::calibrate::{in_fit_split, Calibrator, GoldDecisions};
 use crate::human::{human_majority, PeopleAnswers};
-use crate::judgment::{logprobs_of, units_from_scores};
+use crate::judgment::{compare_judgment, logprobs_of, units_from_scores};
 use crate::rows::{blocks, Item, ItemStream};
 use crate::run::{Context, LabelJob, Readback};
 use crate::{Backend, Error, Result};
@@ -103,6 +104,76 @@ pub fn open_embed_model<'b>(
     }
 }
 
+/// What the probe predicts: one of a classify task's labels, or which response of a compare task's pair is
+/// better (features: the difference of the two "context + response" embeddings; ties are not trained on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Labels(usize),
+    Pair,
+}
+
+impl Target {
+    fn of(spec: &TaskSpec) -> Self {
+        if spec.kind == TaskKind::Compare {
+            Self::Pair
+        } else {
+            Self::Labels(spec.labels.len())
+        }
+    }
+
+    fn classes(self) -> usize {
+        match self {
+            Self::Labels(n) => n,
+            Self::Pair => 2,
+        }
+    }
+
+    /// The LLM's view of a row as the probe's extra features and its rival: the calibrated distribution, or for
+    /// a pair the judge's debiased [P(response 1 better), P(response 2 better)]; uniform when unscored.
+    fn llm(self, spec: &TaskSpec, units: Option<Vec<Vec<f64>>>) -> Vec<f64> {
+        let classes = self.classes();
+        let uniform = || vec![1.0 / classes as f64; classes];
+        match (self, units) {
+            (Self::Labels(_), Some(mut u)) if !u.is_empty() => u.swap_remove(0),
+            (Self::Pair, Some(u)) => compare_judgment(spec, &u)
+                .map(|j| vec![j.soft, 1.0 - j.soft])
+                .unwrap_or_else(uniform),
+            _ => uniform(),
+        }
+    }
+
+    /// The units of a probe distribution, as the task's judgment reads them: for a pair, the two orders of a
+    /// judge without position bias (AB: P("1") = P(response 1 better); BA, response 2 shown first: P("1") =
+    /// P(response 2 better)).
+    fn units(self, p: &[f64]) -> Vec<Vec<f64>> {
+        match self {
+            Self::Labels(_) => vec![p.to_vec()],
+            Self::Pair => vec![vec![p[0], p[1]], vec![p[1], p[0]]],
+        }
+    }
+}
+
+/// The texts of an item that are embedded: its input, or for a pair the context followed by each response.
+pub(crate) fn item_texts(item: &Item) -> Vec<String> {
+    match &item.pair {
+        Some(pair) => pair
+            .responses
+            .iter()
+            .map(|r| format!("{}\n\n{r}", pair.context))
+            .collect(),
+        None => vec![item.text.clone()],
+    }
+}
+
+/// The probe's input from the stored vectors of an item's texts: the vector, or for a pair the difference.
+fn item_vector(target: Target, vectors: &[&Vec<f32>]) -> Vec<f32> {
+    match (target, vectors) {
+        (Target::Pair, [a, b]) => a.iter().zip(b.iter()).map(|(x, y)| x - y).collect(),
+        (_, [v, ..]) => v.to_vec(),
+        (_, []) => Vec::new(),
+    }
+}
+
 /// The hex SHA-256 of a text: its key among stored embeddings.
 fn text_key(text: &str) -> String {
     assay_core::sha256_hex(text.as_bytes())
@@ -147,15 +218,14 @@ pub(crate) fn embed_cached(
         cx.rt.block_on(cx.store.store_embeddings(key, &rows))?;
         stored.extend(rows);
     }
-    let vectors = keys
-        .iter()
-        .map(|k| {
-            stored
-                .get(k)
-                .cloned()
-                .ok_or_else(|| Error::Internal(format!("embedding {k} missing after storing it")))
-        })
-        .collect::<Result<_>>()?;
+    let vectors =
+        keys.iter()
+            .map(|k| {
+                stored.get(k).cloned().ok_or_else(|| {
+                    Error::Internal(format!("embedding {k} missing after storing it"))
+                })
+            })
+            .collect::<Result<_>>()?;
     Ok((vectors, computed))
 }
 
@@ -172,7 +242,8 @@ pub(crate) fn embed_all(
     cx.reporter.start("embedding", None);
     let mut computed = 0;
     for block in blocks(stream, EMBED_BLOCK) {
-        let texts: Vec<&str> = block.iter().map(|i| i.text.as_str()).collect();
+        let owned: Vec<String> = block.iter().flat_map(item_texts).collect();
+        let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
         computed += embed_cached(embedder, &key, &texts, cx)?.1;
         cx.reporter.advance(block.len() as u64);
     }
@@ -183,6 +254,7 @@ pub(crate) fn embed_all(
 /// A trained probe, or why there is none.
 #[derive(Debug, Clone)]
 pub struct TrainedProbe {
+    target: Target,
     model: LogisticRegression,
     temperature: f64,
     llm_features: bool,
@@ -229,7 +301,7 @@ pub struct ProbeSummary {
 /// A training row: its features, label and whether people gave it.
 struct TrainRow {
     index: u64,
-    text_key: String,
+    text_keys: Vec<String>,
     label: usize,
     llm: Vec<f64>,
     by_people: bool,
@@ -244,12 +316,19 @@ fn training_label(
     gold_taken: &mut usize,
     max_gold: usize,
 ) -> Option<(usize, bool)> {
+    let pair = spec.kind == TaskKind::Compare;
     if let Some((value, _)) = human_majority(people.for_row(&item.values)) {
-        if let Some(i) = value.as_str().and_then(|v| spec.label_index(v)) {
+        let label = if pair {
+            preference_code(&value).filter(|&c| c < 2)
+        } else {
+            value.as_str().and_then(|v| spec.label_index(v))
+        };
+        if let Some(i) = label {
             return Some((i, true));
         }
     }
-    let gold = item.gold.as_ref()?;
+    // A pair judged a tie teaches neither response.
+    let gold = item.gold.as_ref().filter(|g| !pair || g[0] < 2)?;
     if !in_fit_split(
         spec.calibration.seed,
         item.index,
@@ -275,7 +354,8 @@ pub(crate) fn train(
     cx: &Context<'_>,
 ) -> Result<Option<TrainedProbe>> {
     let spec = &job.spec;
-    let classes = spec.labels.len();
+    let target = Target::of(spec);
+    let classes = target.classes();
     let mut rows: Vec<TrainRow> = Vec::new();
     let mut gold_taken = 0;
     let max_gold = probe.max_gold_rows.unwrap_or(usize::MAX);
@@ -288,14 +368,14 @@ pub(crate) fn train(
             else {
                 continue;
             };
-            let llm = stored
+            let units = stored
                 .get(&item.index)
                 .and_then(|a| logprobs_of(&a.scores))
-                .map(|s| calibrator.apply(&units_from_scores(&s)).swap_remove(0))
-                .unwrap_or_else(|| vec![1.0 / classes as f64; classes]);
+                .map(|s| calibrator.apply(&units_from_scores(&s)));
+            let llm = target.llm(spec, units);
             rows.push(TrainRow {
                 index: item.index,
-                text_key: text_key(&item.text),
+                text_keys: item_texts(&item).iter().map(|t| text_key(t)).collect(),
                 label,
                 llm,
                 by_people,
@@ -310,11 +390,14 @@ pub(crate) fn train(
         ));
         return Ok(None);
     }
-    let keys: Vec<String> = rows.iter().map(|r| r.text_key.clone()).collect();
+    let keys: Vec<String> = rows.iter().flat_map(|r| r.text_keys.clone()).collect();
     let vectors = cx.rt.block_on(cx.store.embeddings(embedder_key, &keys))?;
     let x: Vec<Vec<f64>> = rows
         .iter()
-        .map(|r| features(&vectors[&r.text_key], &r.llm, probe.llm_features))
+        .map(|r| {
+            let own: Vec<&Vec<f32>> = r.text_keys.iter().map(|k| &vectors[k]).collect();
+            features(&item_vector(target, &own), &r.llm, probe.llm_features)
+        })
         .collect();
     let y: Vec<usize> = rows.iter().map(|r| r.label).collect();
     let options = FitOptions {
@@ -332,7 +415,7 @@ pub(crate) fn train(
     let (chosen, reason) = choose(probe.labeler, cv_accuracy, llm_accuracy, rows.len());
     let train_sha256 = assay_core::sha256_hex(
         rows.iter()
-            .map(|r| format!("{}:{}", r.text_key, r.label))
+            .map(|r| format!("{}:{}", r.text_keys.join("+"), r.label))
             .collect::<Vec<_>>()
             .join("\n")
             .as_bytes(),
@@ -350,6 +433,7 @@ pub(crate) fn train(
         ..ProbeSummary::default()
     };
     Ok(Some(TrainedProbe {
+        target,
         model,
         temperature,
         llm_features: probe.llm_features,
@@ -388,6 +472,12 @@ fn features(vector: &[f32], llm: &[f64], with_llm: bool) -> Vec<f64> {
     x
 }
 
+/// A probe's label of one row, and for a pair the log-probabilities of its two orders (stored like a judge's).
+pub(crate) struct ProbeLabel {
+    pub label: crate::judgment::Label,
+    logprobs: Option<Value>,
+}
+
 /// The probe's view of one block of rows: its distributions by row number.
 pub(crate) struct ProbeBlock {
     distributions: std::collections::HashMap<u64, Vec<f64>>,
@@ -397,24 +487,34 @@ impl TrainedProbe {
     /// The probe's calibrated distributions for a block (rows without a stored embedding are left out).
     pub(crate) fn block(
         &self,
+        spec: &TaskSpec,
         block: &[Item],
-        llm: &dyn Fn(u64) -> Option<Vec<f64>>,
+        llm: &dyn Fn(u64) -> Option<Vec<Vec<f64>>>,
         cx: &Context<'_>,
     ) -> Result<ProbeBlock> {
-        let keys: Vec<String> = block.iter().map(|i| text_key(&i.text)).collect();
+        let keys: Vec<Vec<String>> = block
+            .iter()
+            .map(|i| item_texts(i).iter().map(|t| text_key(t)).collect())
+            .collect();
+        let all: Vec<String> = keys.iter().flatten().cloned().collect();
         let vectors = cx
             .rt
-            .block_on(cx.store.embeddings(&self.embedder_key, &keys))?;
-        let classes = self.model.classes();
+            .block_on(cx.store.embeddings(&self.embedder_key, &all))?;
         let mut distributions = std::collections::HashMap::new();
-        for (item, key) in block.iter().zip(&keys) {
-            let Some(v) = vectors.get(key) else {
+        for (item, keys) in block.iter().zip(&keys) {
+            let Some(own) = keys
+                .iter()
+                .map(|k| vectors.get(k))
+                .collect::<Option<Vec<_>>>()
+            else {
                 continue;
             };
-            let llm = llm(item.index).unwrap_or_else(|| vec![1.0 / classes as f64; classes]);
-            let p = self
-                .model
-                .predict_proba(&features(v, &llm, self.llm_features));
+            let llm = self.target.llm(spec, llm(item.index));
+            let p = self.model.predict_proba(&features(
+                &item_vector(self.target, &own),
+                &llm,
+                self.llm_features,
+            ));
             distributions.insert(item.index, apply_temperature(&p, self.temperature));
         }
         Ok(ProbeBlock { distributions })
@@ -522,28 +622,47 @@ impl TrainedProbe {
         spec: &TaskSpec,
         item: &Item,
         block: &ProbeBlock,
-        llm: Option<Vec<f64>>,
+        llm: Option<Vec<Vec<f64>>>,
         held_out_row: bool,
         assay: &mut Value,
         held_out: &mut HeldOut,
-    ) -> Option<crate::judgment::Label> {
+    ) -> Option<ProbeLabel> {
         let p = block.get(item.index)?;
-        let label = crate::judgment::label_from_units(spec, std::slice::from_ref(p));
+        let units = self.target.units(p);
+        let label = crate::judgment::label_from_units(spec, &units);
         if let (true, Some(gold), Some(llm)) = (
             held_out_row && !self.trained_on(item.index),
             &item.gold,
-            &llm,
+            llm,
         ) {
-            held_out.rows += 1;
-            held_out.probe.add(spec, std::slice::from_ref(p), gold);
-            held_out.llm.add(spec, std::slice::from_ref(llm), gold);
+            match self.target {
+                Target::Labels(_) => {
+                    held_out.rows += 1;
+                    held_out.probe.add(spec, &units, gold);
+                    held_out
+                        .llm
+                        .add(spec, &[self.target.llm(spec, Some(llm))], gold);
+                }
+                Target::Pair if gold[0] < 2 => {
+                    held_out.rows += 1;
+                    held_out.probe.add_pair(p[0], gold[0]);
+                    held_out
+                        .llm
+                        .add_pair(self.target.llm(spec, Some(llm))[0], gold[0]);
+                }
+                Target::Pair => {}
+            }
         }
+        let judgment = compare_judgment(spec, &units);
         assay["probe"] = json!({
             "label": label.value,
             "confidence": label.confidence,
             "distribution": label.distribution,
             "provenance": self.provenance(),
         });
+        if let Some(j) = &judgment {
+            assay["probe"]["preference"] = j.to_json();
+        }
         if self.chosen == Labeler::Probe {
             let raw = assay
                 .as_object_mut()
@@ -555,19 +674,31 @@ impl TrainedProbe {
                 "distribution": assay["distribution"].clone(),
                 "raw_distribution": raw,
             });
+            if let Some(j) = &judgment {
+                assay["llm"]["preference"] = assay["preference"].take();
+                assay["preference"] = j.to_json();
+            }
             assay["label"] = label.value.clone();
             assay["confidence"] = json!(label.confidence);
             assay["distribution"] = label.distribution.clone();
         }
         assay["labeler"] = json!(self.chosen.as_str());
-        Some(label)
+        Some(ProbeLabel {
+            logprobs: (self.target == Target::Pair).then(|| {
+                json!(units
+                    .iter()
+                    .map(|u| u.iter().map(|p| p.max(1e-300).ln()).collect::<Vec<_>>())
+                    .collect::<Vec<_>>())
+            }),
+            label,
+        })
     }
 
     /// Store a block's probe labels as annotations of their own (replacing the previous probe's).
     pub(crate) fn store_labels(
         &self,
         readback: &Readback<'_>,
-        labels: Vec<(u64, crate::judgment::Label)>,
+        labels: Vec<(u64, ProbeLabel)>,
         cx: &Context<'_>,
     ) -> Result<()> {
         let (Some(first), Some(last)) = (labels.first().map(|l| l.0), labels.last().map(|l| l.0))
@@ -580,10 +711,17 @@ impl TrainedProbe {
         )?;
         let rows: Vec<assay_store::NewAnnotation> = labels
             .into_iter()
-            .filter_map(|(index, label)| {
+            .filter_map(|(index, ProbeLabel { label, logprobs })| {
+                let mut scores =
+                    json!({"probe": label.distribution, "train_sha256": self.summary.train_sha256});
+                // A pair's probe annotation reads like a judge's (see `judgment_from_scores`), so `export` and
+                // `eval` take it as they take the LLM's.
+                if let Some(logprobs) = logprobs {
+                    scores["logprobs"] = logprobs;
+                }
                 Some(assay_store::NewAnnotation {
                     record_id: *ids.get(&index)?,
-                    scores: json!({"probe": label.distribution, "train_sha256": self.summary.train_sha256}),
+                    scores,
                     value: label.value,
                     confidence: Some(label.confidence),
                     distribution: label.distribution,

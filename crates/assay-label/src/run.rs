@@ -33,11 +33,11 @@ use serde_json::{json, Value};
 
 use crate::calibrate::{in_fit_split, Calibrator, FitRow, GoldDecisions};
 use crate::human::{free_column_name, output_fields, PeopleAnswers};
+use crate::identity::ExamplePool;
 use crate::judgment::{
     compare_judgment, is_generated, label_from_units, logprobs_of, rating_json, rationales_of,
     units_from_scores, value_names, CompareSummary,
 };
-use crate::identity::ExamplePool;
 use crate::neighbours::{Neighbours, Picked};
 use crate::rows::{blocks, Item, ItemStream};
 use crate::served::{self, ServedPlan, ServedSummary, StoreCache};
@@ -405,7 +405,10 @@ fn plan(
     let mut requests = Vec::new();
     let stream = ItemStream::open(&job.input, &job.spec, prompts, job.limit)?;
     for block in blocks(stream, 64) {
-        let block: Vec<Item> = block.into_iter().filter(|i| !done.contains(&i.index)).collect();
+        let block: Vec<Item> = block
+            .into_iter()
+            .filter(|i| !done.contains(&i.index))
+            .collect();
         pending += block.len();
         if !served {
             continue;
@@ -887,9 +890,11 @@ fn write_output(
         let mut calibrated = Vec::new();
         let llm_of = |index: u64| {
             let scores = logprobs_of(&stored.get(&index)?.scores)?;
-            Some(calibrator.apply(&units_from_scores(&scores)).swap_remove(0))
+            Some(calibrator.apply(&units_from_scores(&scores)))
         };
-        let probe_block = probe.map(|p| p.block(&block, &llm_of, cx)).transpose()?;
+        let probe_block = probe
+            .map(|p| p.block(spec, &block, &llm_of, cx))
+            .transpose()?;
         let mut probe_labels = Vec::new();
         for item in block {
             let annotation = stored.get(&item.index);
@@ -917,7 +922,7 @@ fn write_output(
                         ) {
                             if p.chosen == assay_core::Labeler::Probe {
                                 // The summary counts final labels: the probe's replace the LLM's.
-                                written.recount(&llm_label, &label.value);
+                                written.recount(&llm_label, &label.label.value);
                             }
                             probe_labels.push((item.index, label));
                         }
