@@ -194,6 +194,8 @@ pub struct RunSummary {
     pub items_scored: u64,
     /// Rows skipped as malformed.
     pub rows_skipped: u64,
+    /// Why a failed run stopped (the error it ended with).
+    pub failure: Option<String>,
 }
 
 /// Where a run stands.
@@ -719,7 +721,7 @@ impl Store {
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>> {
         let rows = sqlx::query(
             "SELECT r.id, t.name, d.name, r.annotator, r.started_at, r.finished_at, r.status, r.items_scored,
-                    r.rows_skipped
+                    r.rows_skipped, r.summary
              FROM runs r JOIN tasks t ON t.id = r.task_id JOIN datasets d ON d.id = r.dataset_id
              ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
         )
@@ -728,6 +730,13 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let status = RunStatus::parse(&r.get::<String, _>(6))?;
+                // A failed run's summary is `{"error": reason}` (see `assay_label::run`).
+                let failure = (status == RunStatus::Failed)
+                    .then(|| r.get::<Option<String>, _>(9))
+                    .flatten()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string));
                 Ok(RunSummary {
                     id: r.get(0),
                     task: r.get(1),
@@ -735,9 +744,10 @@ impl Store {
                     annotator: r.get(3),
                     started_at: r.get(4),
                     finished_at: r.get(5),
-                    status: RunStatus::parse(&r.get::<String, _>(6))?,
+                    status,
                     items_scored: r.get::<i64, _>(7) as u64,
                     rows_skipped: r.get::<i64, _>(8) as u64,
+                    failure,
                 })
             })
             .collect()

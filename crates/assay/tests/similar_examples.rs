@@ -130,7 +130,7 @@ fn issue_12_similar_examples_are_the_items_neighbours_stored_and_reused() {
 }
 
 #[test]
-fn issue_12_similar_examples_need_a_classify_or_multi_label_task_and_a_known_embedder() {
+fn issue_12_similar_examples_need_a_known_embedder_and_the_failed_run_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::copy(
@@ -153,5 +153,13 @@ fn issue_12_similar_examples_need_a_classify_or_multi_label_task_and_a_known_emb
     assert!(
         stderr.contains("`no-such-model`") && stderr.contains("assay model fetch no-such-model"),
         "{stderr}"
+    );
+    // The run is kept as failed, and `assay runs` says why.
+    let runs = ok(assay().args(["runs", "--store"]).arg(d.join("store.db")));
+    assert!(runs.contains("failed"), "{runs}");
+    assert!(
+        runs.lines()
+            .any(|l| l.contains("failed:") && l.contains("`no-such-model`")),
+        "{runs}"
     );
 }

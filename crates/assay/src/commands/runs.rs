@@ -62,5 +62,15 @@ pub fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<ExitCode> {
         table.add_row(row);
     }
     outln!("{table}");
+    for r in runs.iter().filter(|r| r.failure.is_some()) {
+        outln!(
+            "run {} failed: {}",
+            r.id,
+            crate::settings::redact_secrets(
+                r.failure.as_deref().unwrap_or_default(),
+                &settings.store
+            )
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
