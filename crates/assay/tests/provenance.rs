@@ -176,6 +176,15 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
     }
     drop(server);
     assert_eq!(answered.len(), 4, "lowest-share 0.5 of 8 rows");
+    // The store's view of people's answers holds exactly them (migration 0006).
+    assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM human_labels"), 4);
+    assert_eq!(
+        sql_count(
+            &db,
+            "SELECT COUNT(*) FROM human_labels WHERE annotator = 'alice'"
+        ),
+        2
+    );
     let synthetic_text: Vec<&str> = [6, 7]
         .iter()
         .map(|&i| data[i]["text"].as_str().unwrap())
