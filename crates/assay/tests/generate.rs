@@ -58,7 +58,7 @@ fn generate(task: &Path, db: &Path, out: &Path, extra: &[&str]) -> String {
         .arg(out)
         .arg("--store")
         .arg(db)
-        .args(["--threads", "2", "--quiet"])
+        .args(["--threads", "1", "--quiet"])
         .args(extra))
 }
 
@@ -146,7 +146,7 @@ fn generated_rows_carry_origin_depth_and_parents_and_a_rerun_resumes() {
         .arg(&out)
         .arg("--store")
         .arg(&db)
-        .args(["--threads", "2", "--quiet"]));
+        .args(["--threads", "1", "--quiet"]));
     assert_eq!(read_jsonl(&out), rows);
     assert_eq!(items_scored_per_run(&db), [4, 0]);
     assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM annotations"), 4);
@@ -454,7 +454,7 @@ fn kill_9_loses_at_most_the_chunk_in_flight() {
         .arg(&out)
         .arg("--store")
         .arg(&db)
-        .args(["--threads", "2", "--quiet"])
+        .args(["--threads", "1", "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
