@@ -71,20 +71,50 @@ def pct(x):
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def scores(path, gold_column, held_out):
+    """Accuracy and macro-F1 of the raw and the calibrated labels over the held-out rows of an output file."""
+    rows = [json.loads(l) for l in open(path)]
+    rows = [r for i, r in enumerate(rows) if i in held_out]
+    gold = [r[gold_column] for r in rows]
+    raw = [max(r["assay"].get("raw_distribution") or r["assay"]["distribution"], key=lambda k: (r["assay"].get("raw_distribution") or r["assay"]["distribution"])[k]) for r in rows]
+    calibrated = [r["assay"]["label"] for r in rows]
+
+    def figures(predicted):
+        accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
+        f1s = []
+        for c in sorted(set(gold)):
+            tp = sum(p == c and g == c for p, g in zip(predicted, gold))
+            fp = sum(p == c and g != c for p, g in zip(predicted, gold))
+            fn = sum(p != c and g == c for p, g in zip(predicted, gold))
+            f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+        return accuracy, sum(f1s) / len(f1s)
+
+    return len(rows), figures(raw), figures(calibrated)
+
+
 rows = []
-for dataset, task, pool, column in [
-    ("SMS spam", sms_task, f"{work}/sms-pool.csv", "label"),
-    ("Banking77", b77_task, f"{work}/b77-pool.csv", "category"),
+for dataset, task, pool, column, n in [
+    ("SMS spam", sms_task, f"{work}/sms-pool.csv", "label", sms_rows),
+    ("Banking77", b77_task, f"{work}/b77-pool.csv", "category", banking_rows),
 ]:
+    runs = []
     for i, (variant, text) in enumerate(variants(task, pool, column)):
-        s = label(f"{dataset.split()[0].lower()}-{i}", text)
-        before, after = s.get("before") or {}, s.get("after") or {}
+        name = f"{dataset.split()[0].lower()}-{i}"
+        runs.append((variant, name, label(name, text)))
+    # The same rows for every variant: those no variant's fitted calibration learned from.
+    fitted = set()
+    for _, name, _ in runs:
+        for i, l in enumerate(open(f"{work}/{name}.out.jsonl")):
+            if json.loads(l)["assay"].get("calibration_fit"):
+                fitted.add(i)
+    held_out = set(range(n)) - fitted
+    for variant, name, s in runs:
+        count, (raw_acc, raw_f1), (cal_acc, cal_f1) = scores(f"{work}/{name}.out.jsonl", column, held_out)
         ips, tps = s.get("items_per_second"), s.get("tokens_per_second")
+        choice = (s.get("calibration_choice") or s["calibration"]).split(" by ")[0].replace("auto chose ", "auto: ")
         rows.append(
-            f"| {dataset} | {variant} | {s['eval_rows']} | {pct(before.get('accuracy'))} | "
-            f"{before.get('macro_f1', 0):.3f} | {pct(after.get('accuracy'))} | {after.get('macro_f1', 0):.3f} | "
-            f"{s.get('calibration_choice') or s['calibration']} | {ips or 0:.2f} | "
-            f"{(tps / ips) if ips and tps else 0:.0f} | {s['wall']:.0f} |"
+            f"| {dataset} | {variant} | {count} | {pct(raw_acc)} | {raw_f1:.3f} | {pct(cal_acc)} | {cal_f1:.3f} | "
+            f"{choice} | {ips or 0:.2f} | {(tps / ips) if ips and tps else 0:.0f} | {s['wall']:.0f} |"
         )
         print(rows[-1], file=sys.stderr, flush=True)
 
