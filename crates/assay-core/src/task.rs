@@ -817,7 +817,11 @@ impl TaskSpec {
             .and_then(|()| spec.model.validate())
             .and_then(|()| spec.review.as_ref().map_or(Ok(()), ReviewSpec::validate))
             .and_then(|()| spec.validate_probe())
-            .and_then(|()| spec.policy.as_ref().map_or(Ok(()), crate::policy::PolicySpec::check))
+            .and_then(|()| {
+                spec.policy
+                    .as_ref()
+                    .map_or(Ok(()), crate::policy::PolicySpec::check)
+            })
             .and_then(|()| spec.validate_examples_from())
             .map_err(|message| Error::TaskInvalid {
                 path: path.to_path_buf(),
@@ -834,9 +838,7 @@ impl TaskSpec {
             return Err("`examples-from.limit` must be at least 1".into());
         }
         if from.select == ExampleSelect::First && from.embedder.is_some() {
-            return Err(
-                "`examples-from.embedder` is only used with `select = \"similar\"`".into(),
-            );
+            return Err("`examples-from.embedder` is only used with `select = \"similar\"`".into());
         }
         Ok(())
     }

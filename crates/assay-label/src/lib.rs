@@ -38,14 +38,14 @@ pub mod gate;
 pub mod generate;
 pub mod human;
 pub mod identity;
-mod neighbours;
 pub mod judgment;
+mod neighbours;
 pub mod probe;
 pub mod rows;
 pub mod run;
 pub mod served;
-pub mod source;
 mod shard;
+pub mod source;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

@@ -100,7 +100,13 @@ pub fn run(settings: &Settings, args: LabelArgs) -> anyhow::Result<ExitCode> {
             a.task.display()
         );
         return super::generate::run_from_label(
-            settings, a.task, a.input, a.output, a.limit, a.threads, a.summary_json,
+            settings,
+            a.task,
+            a.input,
+            a.output,
+            a.limit,
+            a.threads,
+            a.summary_json,
         );
     }
     let job = resolve(&args, settings)?;
