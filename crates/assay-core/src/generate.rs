@@ -281,17 +281,8 @@ impl GenerateTaskSpec {
 
     /// Read and parse a task file; relative paths are resolved against the file's folder.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut spec = Self::parse(&text, path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
+        let mut spec = Self::parse(&crate::task::read_task_file(path)?, path)?;
+        let resolve = crate::task::resolver(path);
         spec.dataset.as_mut().map(resolve);
         spec.output.as_mut().map(resolve);
         spec.model.path.as_mut().map(resolve);

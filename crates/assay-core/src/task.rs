@@ -777,6 +777,24 @@ pub fn preference_code(value: &serde_json::Value) -> Option<usize> {
     }
 }
 
+/// A task file's text.
+pub(crate) fn read_task_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Makes a path in the task file at `task_path` relative to that file's folder, unless it is absolute.
+pub(crate) fn resolver(task_path: &Path) -> impl Fn(&mut PathBuf) + Copy + '_ {
+    let base = task_path.parent().unwrap_or(Path::new("."));
+    move |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+}
+
 impl TaskSpec {
     /// Parse a task from TOML text (paths stay as written).
     pub fn from_toml_str(text: &str) -> Result<Self> {
@@ -785,17 +803,8 @@ impl TaskSpec {
 
     /// Read and parse a task file; relative paths in it are resolved against the file's folder.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut spec = Self::parse(&text, path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
+        let mut spec = Self::parse(&read_task_file(path)?, path)?;
+        let resolve = resolver(path);
         spec.dataset.as_mut().map(resolve);
         spec.output.as_mut().map(resolve);
         spec.model.path.as_mut().map(resolve);
