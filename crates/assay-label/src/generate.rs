@@ -357,7 +357,15 @@ pub fn run(job: &GenerateJob, model: &EmbeddedModel, cx: &Context<'_>) -> Result
             row_errors: row_errors.clone(),
         })
     })();
-    let (status, stored) = match &result {
+    close_run(&run_id, &result, cx);
+    result
+}
+
+/// The responses of one seed row, each with its sampling seed; `Err` is the row's reason (a prompt too long for
+/// the context, say).
+/// Mark a run finished, interrupted or failed (with the error), whatever ended it.
+fn close_run(run_id: &str, result: &Result<GenerateSummary>, cx: &Context<'_>) {
+    let (status, stored) = match result {
         Ok(summary) => (
             if summary.interrupted {
                 RunStatus::Interrupted
@@ -368,14 +376,11 @@ pub fn run(job: &GenerateJob, model: &EmbeddedModel, cx: &Context<'_>) -> Result
         ),
         Err(e) => (RunStatus::Failed, json!({"error": e.to_string()})),
     };
-    if let Err(e) = cx.rt.block_on(store.finish_run(&run_id, status, &stored)) {
+    if let Err(e) = cx.rt.block_on(cx.store.finish_run(run_id, status, &stored)) {
         tracing::warn!(run = %run_id, error = %e, "could not close the run");
     }
-    result
 }
 
-/// The responses of one seed row, each with its sampling seed; `Err` is the row's reason (a prompt too long for
-/// the context, say).
 fn generate_row(
     job: &GenerateJob,
     model: &EmbeddedModel,
@@ -726,20 +731,7 @@ fn self_instruct(
             row_errors,
         })
     })();
-    let (status, stored) = match &result {
-        Ok(summary) => (
-            if summary.interrupted {
-                RunStatus::Interrupted
-            } else {
-                RunStatus::Finished
-            },
-            serde_json::to_value(summary).unwrap_or(Value::Null),
-        ),
-        Err(e) => (RunStatus::Failed, json!({"error": e.to_string()})),
-    };
-    if let Err(e) = cx.rt.block_on(store.finish_run(&run_id, status, &stored)) {
-        tracing::warn!(run = %run_id, error = %e, "could not close the run");
-    }
+    close_run(&run_id, &result, cx);
     result
 }
 
