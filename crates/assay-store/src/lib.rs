@@ -11,12 +11,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audits;
 mod embeddings;
 pub mod responses;
 pub mod review;
 pub mod review_qc;
 pub mod testing;
 
+pub use audits::{NewAudit, StoredAudit};
 pub use review::{
     Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer,
     ImportedLabel, Project, ProjectId, Refusal, ReviewAnswer, ReviewWriter, Role, RouteSummary,

@@ -1,0 +1,16 @@
+-- Issue 14: a summary of every finished `assay audit dups` and `assay audit overlap` run, so that `assay export`
+-- can say on the dataset card what the audits found. Keep in step with migrations/postgres/0007_audit_runs.sql.
+-- A run is filed under the SHA-256 of the audited file's bytes (the `datasets.sha256` notion), so an edited file
+-- no longer matches its old audit. `parameters` and `counts` are JSON text; `ran_at` is RFC 3339 in UTC.
+CREATE TABLE audit_runs (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    dataset_sha256  TEXT NOT NULL,
+    dataset_path    TEXT NOT NULL,
+    parameters      TEXT NOT NULL,
+    counts          TEXT NOT NULL,
+    ran_at          TEXT NOT NULL
+);
+
+CREATE INDEX audit_runs_by_file ON audit_runs (dataset_sha256, kind);
+CREATE INDEX audit_runs_by_path ON audit_runs (dataset_path, kind);
