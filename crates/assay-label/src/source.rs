@@ -1,16 +1,22 @@
-//! `assay audit source`: was a text written by another model? Each text is scored as an "option" after its prompt
-//! under each reference model (the same [`Scorer`] that labels: the log-probability of the text's tokens), giving
-//! its mean log-likelihood per token and per byte. Text a model wrote is likely under that model (and under
-//! models like it); people's text is less so.
+//! `assay audit source`: was a text written by another model? Each text is read as the answer to its prompt
+//! under each reference model.
 //!
-//! - With labeled rows (a column naming `human` or the model that wrote each row), every model's per-token score
-//!   is standardised against the human rows (z-score), the combined score is the largest z, attribution is the
-//!   model with the largest z, and the flag threshold is the smallest combined score that keeps the false
-//!   positive rate on human rows at or under the target; the threshold and its FPR are reported.
+//! - Embedded models give the full next-token distribution at every position of the text
+//!   ([`assay_llm::continuation`]): the mean log-likelihood per token and per byte, Fast-DetectGPT's analytic
+//!   curvature (how far the text's log-likelihood lies above what the model expects of its own samples, in
+//!   standard deviations; Bao et al. 2024) and single-model Binoculars (log-perplexity over entropy; Hans et al.
+//!   2024). The curvature is the detector: a text sampled from a model lies above that model's expectation,
+//!   people's text does not. Served models give prompt log-probabilities only (through `echo`), so their
+//!   detector is the mean log-likelihood.
+//! - With labeled rows (a column naming `human` or the model that wrote each row), the labeled rows are split in
+//!   two halves, alternating within each label: every model's detector is standardised against the human rows
+//!   of the fitting half (z-score), the combined score is the largest z, attribution is the model with the
+//!   largest z, and the flag threshold is the smallest combined score that keeps the false-positive rate on the
+//!   fitting half's human rows at or under the target. The threshold's rates are reported on both halves; the
+//!   held-out half's are the honest ones.
 //! - With two models, the per-byte log-likelihood ratio between them is reported too (per byte, so models with
-//!   different tokenizers compare). This is not Binoculars' cross-perplexity (Hans et al. 2024), which needs both
-//!   models' full next-token distributions over one vocabulary at every position; the Scorer returns sequence
-//!   log-probabilities only, so that score is not built.
+//!   different tokenizers compare). Two-model Binoculars (cross-perplexity between an observer and a performer)
+//!   needs two models over one vocabulary; the bundled SmolLM2 and Gemma do not share one, so it is not built.
 //! - With a prompt column and `greedy`, each embedded model also answers the prompt greedily and the row's text
 //!   is compared with that answer by word 3-gram shingle Jaccard.
 
@@ -21,7 +27,7 @@ use std::sync::Arc;
 use assay_core::{
     ChatMessage, PromptFormat, PromptSpec, Role, ScoreBranch, ScoreRequest, TaskSpec,
 };
-use assay_llm::embedded::{ScorerOptions, Strategy};
+use assay_llm::continuation::{Context, ContinuationMeter};
 use assay_llm::Scorer;
 use serde::Serialize;
 
@@ -81,54 +87,140 @@ pub struct ModelScore {
     pub mean_logprob: f64,
     /// Mean log-likelihood per byte of UTF-8.
     pub per_byte: f64,
+    /// Fast-DetectGPT's analytic curvature under this model (embedded models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curvature: Option<f64>,
+    /// Single-model Binoculars: log-perplexity over entropy (embedded models). Lower: more like the model's text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binoculars: Option<f64>,
+    /// Tokens past the measured limit that were left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub truncated_tokens: usize,
     /// Word 3-gram Jaccard between the text and this model's greedy answer to the prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub greedy_jaccard: Option<f64>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl ModelScore {
+    /// The score the verdicts use: the curvature where the model gives it, else the mean log-likelihood.
+    pub fn detector(&self) -> f64 {
+        self.curvature.unwrap_or(self.mean_logprob)
+    }
+}
+
 /// What is done with the texts.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceOptions {
+pub struct SourceOptions<'a> {
     /// CPU threads (embedded models).
     pub threads: usize,
     /// Also generate each embedded model's greedy answer to the prompt and compare.
     pub greedy: bool,
     /// Tokens of the greedy answer.
     pub greedy_tokens: usize,
+    /// Under a base model (no chat template), read the text as the continuation of the prompt followed by this,
+    /// verbatim (e.g. `\n\nAssistant:` for dialogues), instead of the `Input:`/`Answer:` layout.
+    pub answer_after: Option<&'a str>,
+    /// Tokens of each text measured (embedded models); the rest is left out and counted.
+    pub max_tokens: usize,
 }
 
 /// Score every text under one model; `progress` is told how many texts are done.
 pub fn score_texts(
     backend: &Backend,
     texts: &[SourceText],
-    options: SourceOptions,
+    options: SourceOptions<'_>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<ModelScore>> {
-    let probe = PromptSpec {
+    let mut out = match backend {
+        Backend::Embedded(model) => measure_embedded(model, texts, options, progress)?,
+        _ => score_served(backend, texts, progress)?,
+    };
+    if let (true, Backend::Embedded(model)) = (options.greedy, backend) {
+        greedy_similarity(model, texts, options, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The row's prompt as one user message.
+fn user_prompt(prompt: Option<&str>) -> PromptSpec {
+    PromptSpec {
         messages: vec![ChatMessage {
             role: Role::User,
-            content: assay_core::prompt::ITEM_SENTINEL.to_string(),
+            content: prompt.unwrap_or_default().to_string(),
         }],
-    };
-    let (mut scorer, completion): (Box<dyn Scorer + '_>, bool) = match backend {
-        Backend::Embedded(model) => {
-            let scorer_options = ScorerOptions {
-                format: PromptFormat::Chat,
-                threads: options.threads,
-                batch_tokens: 512,
-                strategy: Strategy::CachedBatched,
-            };
-            let completion = model.effective_format(PromptFormat::Chat) == PromptFormat::Completion;
-            (Box::new(model.scorer(&probe, scorer_options)?), completion)
+    }
+}
+
+/// Every text's statistics under an embedded model, from its next-token distributions.
+fn measure_embedded(
+    model: &assay_llm::embedded::EmbeddedModel,
+    texts: &[SourceText],
+    options: SourceOptions<'_>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<ModelScore>> {
+    let mut meter = ContinuationMeter::new(
+        model,
+        PromptFormat::Chat,
+        options.max_tokens,
+        options.threads,
+    )?;
+    let raw = meter.format() == PromptFormat::Completion && options.answer_after.is_some();
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let prompt = user_prompt(t.prompt.as_deref());
+        let raw_context = format!(
+            "{}{}",
+            t.prompt.as_deref().unwrap_or_default(),
+            options.answer_after.unwrap_or_default()
+        );
+        let context = if raw {
+            Context::Raw(&raw_context)
+        } else {
+            Context::Prompt(&prompt)
+        };
+        let stats = meter.measure(&context, &t.text).map_err(|why| {
+            Error::usage(
+                format!(
+                    "row {}: the text could not be measured: {why}",
+                    t.row_index + 1
+                ),
+                "leave the row out (--sample) or check its text",
+            )
+        })?;
+        let bytes = t.text.len().max(1) as f64;
+        out.push(ModelScore {
+            logprob: stats.logprob,
+            tokens: Some(stats.tokens),
+            mean_logprob: stats.mean_logprob(),
+            per_byte: stats.logprob / bytes,
+            greedy_jaccard: None,
+            curvature: Some(stats.curvature()),
+            binoculars: Some(stats.binoculars()),
+            truncated_tokens: stats.truncated_tokens,
+        });
+        if out.len() % CHUNK == 0 || out.len() == texts.len() {
+            progress(out.len());
         }
-        Backend::Served(model) => (
-            Box::new(model.scorer(
-                Box::new(assay_llm::openai::MemoryCache::default()),
-                Arc::new(AtomicBool::new(false)),
-            )),
-            false,
+    }
+    Ok(out)
+}
+
+/// Every text's log-likelihood under a served model (prompt log-probabilities through `echo`).
+fn score_served(
+    backend: &Backend,
+    texts: &[SourceText],
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<ModelScore>> {
+    let mut scorer = match backend {
+        Backend::Served(model) => model.scorer(
+            Box::new(assay_llm::openai::MemoryCache::default()),
+            Arc::new(AtomicBool::new(false)),
         ),
-        Backend::Custom(_) => {
+        _ => {
             return Err(Error::Internal(
                 "audit source scores with embedded or served models".into(),
             ))
@@ -140,18 +232,8 @@ pub fn score_texts(
             .iter()
             .map(|t| ScoreRequest {
                 branches: vec![ScoreBranch {
-                    prompt: PromptSpec {
-                        messages: vec![ChatMessage {
-                            role: Role::User,
-                            content: t.prompt.clone().unwrap_or_default(),
-                        }],
-                    },
-                    // The completion layout ends in `Answer:`; the answer follows after a space.
-                    options: vec![if completion {
-                        format!(" {}", t.text)
-                    } else {
-                        t.text.clone()
-                    }],
+                    prompt: user_prompt(t.prompt.as_deref()),
+                    options: vec![t.text.clone()],
                 }],
             })
             .collect();
@@ -171,47 +253,39 @@ pub fn score_texts(
                 .and_then(|b| b.first())
                 .copied()
                 .unwrap_or(f64::NEG_INFINITY);
-            let tokens = match backend {
-                Backend::Embedded(model) => Some(
-                    model
-                        .tokenize(&t.text, false)
-                        .len()
-                        .saturating_sub(model.tokenize("", false).len())
-                        .max(1),
-                ),
-                _ => None,
-            };
             let bytes = t.text.len().max(1) as f64;
             out.push(ModelScore {
                 logprob,
-                tokens,
-                mean_logprob: logprob / tokens.map_or(bytes, |n| n as f64),
+                tokens: None,
+                // Served models give no token count: per byte.
+                mean_logprob: logprob / bytes,
                 per_byte: logprob / bytes,
-                greedy_jaccard: None,
+                ..ModelScore::default()
             });
         }
         progress(out.len());
     }
-    drop(scorer);
-    if let (true, Backend::Embedded(model)) = (options.greedy, backend) {
-        for (t, s) in texts.iter().zip(out.iter_mut()) {
-            let Some(prompt) = &t.prompt else { continue };
-            let spec = PromptSpec {
-                messages: vec![ChatMessage {
-                    role: Role::User,
-                    content: prompt.clone(),
-                }],
-            };
-            let answer = model.generate(
-                &spec,
-                PromptFormat::Chat,
-                options.greedy_tokens,
-                options.threads,
-            )?;
-            s.greedy_jaccard = Some(shingle_jaccard(&t.text, &answer, 3));
-        }
-    }
     Ok(out)
+}
+
+/// Each embedded model answers every prompt greedily; the row's text is compared with that answer.
+fn greedy_similarity(
+    model: &assay_llm::embedded::EmbeddedModel,
+    texts: &[SourceText],
+    options: SourceOptions<'_>,
+    out: &mut [ModelScore],
+) -> Result<()> {
+    for (t, s) in texts.iter().zip(out.iter_mut()) {
+        let Some(prompt) = &t.prompt else { continue };
+        let answer = model.generate(
+            &user_prompt(Some(prompt)),
+            PromptFormat::Chat,
+            options.greedy_tokens,
+            options.threads,
+        )?;
+        s.greedy_jaccard = Some(shingle_jaccard(&t.text, &answer, 3));
+    }
+    Ok(())
 }
 
 /// Jaccard similarity of the two texts' sets of word `n`-grams (lowercased); texts shorter than `n` words count
@@ -235,8 +309,8 @@ pub fn shingle_jaccard(a: &str, b: &str, n: usize) -> f64 {
 /// Every row's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowVerdict {
-    /// Combined score: with labeled rows the largest per-model z-score against human rows, else the largest mean
-    /// log-likelihood per token. Higher: more likely written by a model.
+    /// Combined score: with labeled rows the largest per-model z-score of the detector against the fitting
+    /// half's human rows, else the largest detector value. Higher: more likely written by a model.
     pub score: f64,
     /// With two models: per-byte log-likelihood under the first minus under the second.
     pub likelihood_ratio: Option<f64>,
@@ -244,6 +318,22 @@ pub struct RowVerdict {
     pub attributed: String,
     /// Flagged as model-written (only with a threshold chosen on labeled rows).
     pub flagged: Option<bool>,
+    /// A labeled row that fitted the reference and the threshold (`false`: held out to check them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitted: Option<bool>,
+}
+
+/// How a threshold does on some labeled rows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rates {
+    /// Share of the human rows flagged.
+    pub false_positive_rate: f64,
+    /// Share of the model-written rows flagged.
+    pub true_positive_rate: f64,
+    /// Human rows.
+    pub human_rows: usize,
+    /// Model-written rows.
+    pub model_rows: usize,
 }
 
 /// The threshold chosen on labeled rows.
@@ -251,20 +341,16 @@ pub struct RowVerdict {
 pub struct Threshold {
     /// Flag rows whose combined score is at least this.
     pub value: f64,
-    /// Share of labeled human rows flagged at it.
-    pub false_positive_rate: f64,
-    /// Share of labeled model-written rows flagged at it.
-    pub true_positive_rate: f64,
-    /// Labeled human and model-written rows it was chosen on.
-    pub human_rows: usize,
-    /// Labeled model rows.
-    pub model_rows: usize,
+    /// On the rows it was chosen on.
+    pub fitted: Rates,
+    /// On the labeled rows held out from choosing it (none when too few rows are labeled to split).
+    pub held_out: Option<Rates>,
 }
 
-/// How each model's scores look on human rows: the reference of the z-scores.
+/// How each model's detector looks on human rows: the reference of the z-scores.
 #[derive(Debug, Clone, Serialize)]
 pub struct HumanReference {
-    /// Mean per-token log-likelihood of human rows.
+    /// Mean detector value of the fitting half's human rows.
     pub mean: f64,
     /// Its standard deviation.
     pub sd: f64,
@@ -281,6 +367,9 @@ pub struct Verdicts {
     pub human_reference: Option<Vec<HumanReference>>,
 }
 
+/// Labeled rows needed of each kind (human, model-written) before a half is held out.
+const SPLIT_AT: usize = 4;
+
 /// Combine the models' scores into verdicts. `labels[i]`: `Some("human")`, `Some(model name)` or `None`
 /// (unlabeled); `max_fpr`: the largest false-positive rate on human rows the threshold may have.
 pub fn verdicts(
@@ -290,14 +379,30 @@ pub fn verdicts(
     max_fpr: f64,
 ) -> Verdicts {
     let rows = scores.first().map_or(0, Vec::len);
-    let human: Vec<usize> = (0..rows)
-        .filter(|&i| labels.get(i).and_then(|l| l.as_deref()) == Some("human"))
+    let label = |i: usize| labels.get(i).and_then(|l| l.as_deref());
+    let human_all: Vec<usize> = (0..rows).filter(|&i| label(i) == Some("human")).collect();
+    let model_all: Vec<usize> = (0..rows)
+        .filter(|&i| label(i).is_some_and(|l| l != "human"))
         .collect();
+    // Alternate within each label, in input order: every other row of each label is held out.
+    let split = human_all.len() >= SPLIT_AT && model_all.len() >= SPLIT_AT;
+    let mut fitted: Vec<Option<bool>> = vec![None; rows];
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, f) in fitted.iter_mut().enumerate() {
+        if let Some(l) = label(i) {
+            let k = seen.entry(l).or_default();
+            *f = Some(!split || *k % 2 == 0);
+            *k += 1;
+        }
+    }
+    let in_fit = |i: &usize| fitted[*i] == Some(true);
+    let in_check = |i: &usize| fitted[*i] == Some(false);
+    let human: Vec<usize> = human_all.iter().copied().filter(in_fit).collect();
     let reference: Option<Vec<HumanReference>> = (human.len() >= 2).then(|| {
         scores
             .iter()
             .map(|per_model| {
-                let xs: Vec<f64> = human.iter().map(|&i| per_model[i].mean_logprob).collect();
+                let xs: Vec<f64> = human.iter().map(|&i| per_model[i].detector()).collect();
                 let mean = xs.iter().sum::<f64>() / xs.len() as f64;
                 let var =
                     xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
@@ -314,8 +419,8 @@ pub fn verdicts(
                 .iter()
                 .enumerate()
                 .map(|(m, s)| match &reference {
-                    Some(r) => (s[i].mean_logprob - r[m].mean) / r[m].sd,
-                    None => s[i].mean_logprob,
+                    Some(r) => (s[i].detector() - r[m].mean) / r[m].sd,
+                    None => s[i].detector(),
                 })
                 .collect();
             let (best, score) =
@@ -332,17 +437,11 @@ pub fn verdicts(
                     .then(|| scores[0][i].per_byte - scores[1][i].per_byte),
                 attributed: models[best].clone(),
                 flagged: None,
+                fitted: fitted[i],
             }
         })
         .collect();
-    let model_rows: Vec<usize> = (0..rows)
-        .filter(|&i| {
-            labels
-                .get(i)
-                .and_then(|l| l.as_deref())
-                .is_some_and(|l| l != "human")
-        })
-        .collect();
+    let model_rows: Vec<usize> = model_all.iter().copied().filter(in_fit).collect();
     let threshold = (!human.is_empty() && !model_rows.is_empty()).then(|| {
         // The smallest threshold (among the human scores, taken from above) whose FPR is within the target.
         let mut hs: Vec<f64> = human.iter().map(|&i| out[i].score).collect();
@@ -353,12 +452,18 @@ pub fn verdicts(
         let rate = |idx: &[usize]| {
             idx.iter().filter(|&&i| out[i].score >= value).count() as f64 / idx.len() as f64
         };
+        let rates = |h: &[usize], m: &[usize]| Rates {
+            false_positive_rate: rate(h),
+            true_positive_rate: rate(m),
+            human_rows: h.len(),
+            model_rows: m.len(),
+        };
+        let check_h: Vec<usize> = human_all.iter().copied().filter(in_check).collect();
+        let check_m: Vec<usize> = model_all.iter().copied().filter(in_check).collect();
         Threshold {
             value,
-            false_positive_rate: rate(&human),
-            true_positive_rate: rate(&model_rows),
-            human_rows: human.len(),
-            model_rows: model_rows.len(),
+            fitted: rates(&human, &model_rows),
+            held_out: split.then(|| rates(&check_h, &check_m)),
         }
     });
     if let Some(t) = &threshold {
@@ -461,12 +566,68 @@ mod tests {
             .collect();
         let v = verdicts(&models, &[a, b], &labels, 0.0);
         let t = v.threshold.unwrap();
-        assert_eq!(t.false_positive_rate, 0.0);
-        assert_eq!(t.true_positive_rate, 1.0);
+        assert_eq!(t.fitted.false_positive_rate, 0.0);
+        assert_eq!(t.fitted.true_positive_rate, 1.0);
+        // Too few labeled rows to hold any out: all of them fitted.
+        assert!(t.held_out.is_none());
+        assert!(v.rows.iter().all(|r| r.fitted == Some(true)));
         assert_eq!(v.rows[3].attributed, "a");
         assert_eq!(v.rows[4].attributed, "b");
         assert_eq!(v.rows[3].flagged, Some(true));
         assert!(v.rows.iter().take(3).all(|r| r.flagged == Some(false)));
         assert!(v.rows[0].likelihood_ratio.is_some());
+    }
+
+    #[test]
+    fn the_curvature_is_the_detector_where_it_is_known() {
+        let s = ModelScore {
+            mean_logprob: -3.0,
+            curvature: Some(1.5),
+            ..ModelScore::default()
+        };
+        assert_eq!(s.detector(), 1.5);
+        assert_eq!(score(-3.0).detector(), -3.0);
+    }
+
+    #[test]
+    fn every_other_labeled_row_is_held_out_and_checks_the_threshold() {
+        let models = vec!["a".to_string()];
+        // Eight human rows at -3 and below, eight model rows near -1, a ninth model row that looks human.
+        let mut a: Vec<ModelScore> = (0..8).map(|k| score(-3.0 - 0.05 * k as f64)).collect();
+        a.extend((0..8).map(|k| score(-1.0 - 0.05 * k as f64)));
+        a.push(score(-3.5));
+        a.push(score(-2.0));
+        let mut labels: Vec<Option<String>> = vec![Some("human".into()); 8];
+        labels.extend(vec![Some("a".to_string()); 9]);
+        labels.push(None);
+        let v = verdicts(&models, &[a], &labels, 0.0);
+        let fitted: Vec<Option<bool>> = v.rows.iter().map(|r| r.fitted).collect();
+        // Alternating within each label, in input order; the unlabeled row is neither.
+        assert_eq!(
+            &fitted[..4],
+            &[Some(true), Some(false), Some(true), Some(false)]
+        );
+        assert_eq!(fitted[8], Some(true));
+        assert_eq!(
+            fitted[16],
+            Some(true),
+            "the ninth model row is the fifth fitted one"
+        );
+        assert_eq!(fitted[17], None);
+        let t = v.threshold.unwrap();
+        assert_eq!((t.fitted.human_rows, t.fitted.model_rows), (4, 5));
+        // The one human-looking model row was fitted: it is missed there, and the held-out rows are all right.
+        assert_eq!(t.fitted.true_positive_rate, 0.8);
+        let held = t.held_out.unwrap();
+        assert_eq!((held.human_rows, held.model_rows), (4, 4));
+        assert_eq!(held.true_positive_rate, 1.0);
+        assert_eq!(held.false_positive_rate, 0.0);
+        // A held-out human row above every fitted one is a false positive the fitted rows cannot show.
+        let mut a: Vec<ModelScore> = (0..8).map(|k| score(-3.0 + 0.05 * k as f64)).collect();
+        a.extend((0..10).map(|_| score(-1.0)));
+        let v = verdicts(&models, &[a], &labels, 0.0);
+        let t = v.threshold.unwrap();
+        assert_eq!(t.fitted.false_positive_rate, 0.0);
+        assert_eq!(t.held_out.unwrap().false_positive_rate, 0.25);
     }
 }

@@ -169,7 +169,7 @@ impl EmbeddedModel {
     /// Where the messages' text lies in `rendered` (`prompt` laid out in `format`, possibly followed by more
     /// text): the byte ranges in which `<|im_end|>` and the like are plain text. The completion layout has no
     /// markers, so all of it is plain. Dataset rows, examples and guidelines all arrive as message text.
-    fn plain_spans(
+    pub(crate) fn plain_spans(
         &self,
         rendered: &str,
         prompt: &PromptSpec,
@@ -218,7 +218,7 @@ impl EmbeddedModel {
     /// llama.cpp itself splits a text at control-token text and tokenizes the pieces between as plain text; this
     /// does the same, but keeps the markers found inside `plain` as part of the plain pieces. A text with no such
     /// marker gets exactly llama.cpp's tokens (so the scores of ordinary rows do not change).
-    fn tokenize_layout(&self, text: &str, plain: &[Range<usize>]) -> Vec<i32> {
+    pub(crate) fn tokenize_layout(&self, text: &str, plain: &[Range<usize>]) -> Vec<i32> {
         let vocab = self.model.vocab();
         let tokens = vocab.tokenize(text.as_bytes(), true, true);
         // Byte range of each control token found in the text, in order (a BOS added in front is not in it).

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod cache;
+pub mod continuation;
 pub mod convert;
 pub mod embed;
 pub mod embedded;

@@ -260,3 +260,232 @@ mod tests {
         assert_eq!(histogram(&[0.0, 0.99, 1.0, 0.5], 20)[19], 2);
     }
 }
+
+/// The figures of one `assay audit source` run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SourceView {
+    /// Rows checked, and rows in the input.
+    pub rows: (usize, usize),
+    /// Rows flagged as model-written, with the 95% Wilson interval of the share, when a threshold was chosen.
+    pub flagged: Option<(usize, (f64, f64))>,
+    /// The threshold, as a sentence (value, rates on the fitting and held-out halves), if one was chosen.
+    pub threshold: Option<(f64, String)>,
+    /// Headline figures on labeled rows: `(what, value)`, e.g. AUROC and attribution accuracy.
+    pub figures: Vec<(String, String)>,
+    /// The detectors side by side: `(detector, AUROC on all labeled rows, AUROC on the held-out half)`.
+    pub detectors: Vec<(String, Option<f64>, Option<f64>)>,
+    /// The combined score of each group of rows (`human`, a model's name, `unlabeled`).
+    pub combined: Vec<(String, Vec<f64>)>,
+    /// Per reference model: its detector's name and values per group.
+    pub per_model: Vec<(String, String, Vec<(String, Vec<f64>)>)>,
+}
+
+/// Each group's values as a histogram line (share of the group's rows per bin), over a shared range.
+fn distribution_chart(
+    groups: &[(String, Vec<f64>)],
+    x_label: &str,
+    threshold: Option<f64>,
+) -> Option<String> {
+    use crate::svg::{line_chart, LineChart, Point, Series};
+    let all: Vec<f64> = groups
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let bins = 24;
+    let width = (hi - lo) / bins as f64;
+    let mut top: f64 = 0.0;
+    let mut series: Vec<Series> = groups
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, values)| {
+            let mut counts = vec![0usize; bins];
+            for &v in values.iter().filter(|v| v.is_finite()) {
+                counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+            }
+            let points = counts
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let share = c as f64 / values.len() as f64;
+                    top = top.max(share);
+                    Point {
+                        x: lo + (i as f64 + 0.5) * width,
+                        y: share,
+                        weight: c as f64,
+                    }
+                })
+                .collect();
+            Series {
+                name: format!("{name} ({} rows)", values.len()),
+                points,
+            }
+        })
+        .collect();
+    if let Some(t) = threshold.filter(|t| t.is_finite()) {
+        series.push(Series {
+            name: format!("threshold {t:.3}"),
+            points: vec![
+                Point {
+                    x: t,
+                    y: 0.0,
+                    weight: 0.0,
+                },
+                Point {
+                    x: t,
+                    y: top,
+                    weight: 0.0,
+                },
+            ],
+        });
+    }
+    Some(line_chart(&LineChart {
+        series,
+        x_label: x_label.into(),
+        y_label: "share of the group's rows".into(),
+        x_range: (
+            lo.min(threshold.unwrap_or(lo)),
+            hi.max(threshold.unwrap_or(hi)),
+        ),
+        y_range: (0.0, top.max(1e-9)),
+        diagonal: false,
+        weight_label: "rows".into(),
+        markers_only: false,
+    }))
+}
+
+/// The section of `assay audit source`: headline figures, the detectors side by side, and the score
+/// distributions of each group of rows.
+pub fn source_section(view: &SourceView) -> Section {
+    let mut section = Section::new("Text from other models");
+    let mut cards = vec![Card::new("rows checked", view.rows.0.to_string())
+        .detail(format!("of {} in the input", view.rows.1))];
+    if let Some((n, (lo, hi))) = view.flagged {
+        let share = if view.rows.0 == 0 {
+            0.0
+        } else {
+            n as f64 / view.rows.0 as f64
+        };
+        cards.push(
+            Card::new("flagged as model-written", n.to_string()).detail(format!(
+                "{:.1}% (95% Wilson {:.1}%–{:.1}%)",
+                share * 100.0,
+                lo * 100.0,
+                hi * 100.0
+            )),
+        );
+    }
+    for (what, value) in &view.figures {
+        cards.push(Card::new(what.clone(), value.clone()));
+    }
+    section.push(Block::Cards(cards));
+    match &view.threshold {
+        Some((_, text)) => section.push(Block::Text(text.clone())),
+        None => section.push(Block::Text(
+            "No threshold: no labeled rows (--label-column) to choose one on, so nothing is flagged.".into(),
+        )),
+    }
+    if !view.detectors.is_empty() {
+        let fmt = |a: &Option<f64>| a.map_or("–".to_string(), |a| format!("{a:.3}"));
+        section.push(Block::Table(Table {
+            header: vec![
+                "detector".into(),
+                "AUROC, labeled rows".into(),
+                "AUROC, held-out half".into(),
+            ],
+            rows: view
+                .detectors
+                .iter()
+                .map(|(name, all, held)| vec![name.clone(), fmt(all), fmt(held)])
+                .collect(),
+            numeric: vec![1, 2],
+            highlight: vec![0],
+        }));
+    }
+    let threshold = view.threshold.as_ref().map(|(t, _)| *t);
+    if let Some(svg) = distribution_chart(&view.combined, "combined score", threshold) {
+        section.push(Block::Figure {
+            svg,
+            caption: "The combined score of each group of rows (higher: more like a reference model's own \
+                      text), with the flag threshold."
+                .into(),
+        });
+    }
+    let figures: Vec<Block> = view
+        .per_model
+        .iter()
+        .filter_map(|(model, detector, groups)| {
+            distribution_chart(groups, detector, None).map(|svg| Block::Figure {
+                svg,
+                caption: format!("{detector} under {model}, per group of rows."),
+            })
+        })
+        .collect();
+    if !figures.is_empty() {
+        section.push(Block::Row(figures));
+    }
+    section
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn the_source_section_plots_each_group_and_the_threshold() {
+        let view = SourceView {
+            rows: (6, 10),
+            flagged: Some((3, (0.2, 0.8))),
+            threshold: Some((0.5, "flag at 0.5".into())),
+            figures: vec![("AUROC".into(), "0.900".into())],
+            detectors: vec![("combined".into(), Some(0.9), Some(0.8))],
+            combined: vec![
+                ("human".into(), vec![-1.0, 0.0, 0.2]),
+                ("smollm2".into(), vec![1.0, 2.0, 3.0]),
+            ],
+            per_model: vec![(
+                "smollm2".into(),
+                "curvature".into(),
+                vec![("human".into(), vec![0.1]), ("smollm2".into(), vec![2.0])],
+            )],
+        };
+        let section = source_section(&view);
+        let figures: Vec<&String> = section
+            .blocks
+            .iter()
+            .flat_map(|b| match b {
+                Block::Figure { svg, .. } => vec![svg],
+                Block::Row(blocks) => blocks
+                    .iter()
+                    .filter_map(|b| match b {
+                        Block::Figure { svg, .. } => Some(svg),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => vec![],
+            })
+            .collect();
+        assert_eq!(figures.len(), 2);
+        assert!(figures[0].contains("human (3 rows)") && figures[0].contains("threshold 0.500"));
+        assert!(figures[1].contains("smollm2 (1 rows)"));
+        assert!(section
+            .blocks
+            .iter()
+            .any(|b| matches!(b, Block::Table(t) if t.rows[0][2] == "0.800")));
+    }
+
+    #[test]
+    fn no_values_draw_no_chart() {
+        assert!(distribution_chart(&[("human".into(), vec![])], "x", None).is_none());
+    }
+}

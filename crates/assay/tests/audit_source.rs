@@ -1,7 +1,7 @@
 //! Issue 14 §2: `assay audit source` with the real SmolLM2. Fluent sentences are far likelier under the model
 //! than the same words reversed, so with the fluent rows labeled as the model's and the shuffled ones as human,
-//! the per-token likelihoods, the threshold (its false-positive rate within the target), the flags, AUROC and
-//! attribution must come out as they do below. The detection figures on real model-written text are in
+//! the per-token likelihoods, the curvature, the threshold (chosen on one half, checked on the other), the
+//! flags, AUROC, attribution and the HTML report must come out as they do below. The detection figures on real model-written text are in
 //! `bench/source_detect.sh`.
 
 mod common;
@@ -43,6 +43,7 @@ fn issue_14_audit_source_scores_flags_and_attributes_with_the_real_model() {
     .unwrap();
     let out = d.join("scored.jsonl");
     let summary = d.join("summary.json");
+    let report = d.join("source.html");
     let run = |extra: &[&str]| {
         let mut cmd = assay();
         cmd.args(["--quiet", "audit", "source"])
@@ -69,6 +70,8 @@ fn issue_14_audit_source_scores_flags_and_attributes_with_the_real_model() {
         out.to_str().unwrap(),
         "--json",
         summary.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
     ]);
     assert!(result.status.success(), "{result:?}");
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -88,7 +91,18 @@ fn issue_14_audit_source_scores_flags_and_attributes_with_the_real_model() {
         let bytes = r["text"].as_str().unwrap().len() as f64;
         assert!((m["per_byte"].as_f64().unwrap() - logprob / bytes).abs() < 1e-9);
         assert_eq!(r["assay_source"]["attributed"], "smollm2-135m-instruct");
+        assert!(m["curvature"].as_f64().unwrap().is_finite(), "{r}");
+        assert!(m["binoculars"].as_f64().unwrap() > 0.0, "{r}");
     }
+    // Labeled rows alternate between fitting and checking, within each label.
+    let fitted: Vec<bool> = rows
+        .iter()
+        .map(|r| r["assay_source"]["fitted"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        fitted,
+        [true, true, false, false, true, true, false, false, true, true, false, false]
+    );
     // Every fluent sentence is likelier per token than its own words reversed.
     for pair in rows.chunks(2) {
         let score = |r: &Value| r["assay_source"]["score"].as_f64().unwrap();
@@ -100,9 +114,40 @@ fn issue_14_audit_source_scores_flags_and_attributes_with_the_real_model() {
     assert_eq!(s["auroc"], 1.0);
     assert_eq!(s["anchor_auroc"][0]["auroc"], 1.0);
     assert_eq!(s["attribution_accuracy"], 1.0);
+    assert_eq!(s["auroc_held_out"], 1.0);
     let t = &s["threshold"];
-    assert!(t["false_positive_rate"].as_f64().unwrap() <= 0.2, "{t}");
-    assert_eq!(t["true_positive_rate"], 1.0);
+    assert!(
+        t["fitted"]["false_positive_rate"].as_f64().unwrap() <= 0.2,
+        "{t}"
+    );
+    assert_eq!(t["fitted"]["true_positive_rate"], 1.0);
+    assert_eq!(t["fitted"]["human_rows"], 3);
+    assert_eq!(t["held_out"]["model_rows"], 3);
+    // The anchors: one model's likelihood, curvature and Binoculars, each with its held-out figure.
+    let detectors: Vec<&str> = s["anchor_auroc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["detector"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        detectors,
+        [
+            "mean log-likelihood",
+            "Fast-DetectGPT curvature",
+            "Binoculars (one model)"
+        ]
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    for needle in [
+        "Text from other models",
+        "human (6 rows)",
+        "smollm2-135m-instruct (6 rows)",
+        "Fast-DetectGPT curvature under smollm2-135m-instruct",
+        "AUROC, held-out half",
+    ] {
+        assert!(html.contains(needle), "{needle} not in the report");
+    }
     // The flags are the threshold applied to the score, and the summary counts them.
     let flagged = rows
         .iter()

@@ -1,7 +1,9 @@
-//! `assay audit source`: text written by another model. Each (sampled) row's text is scored under each reference
-//! model (`assay_label::source`): mean log-likelihood per token, a per-byte likelihood ratio between two models,
-//! optionally the similarity to the model's own greedy answer; with labeled rows, a threshold with its
-//! false-positive rate, the flagged share with a Wilson interval, AUROC and attribution accuracy.
+//! `assay audit source`: text written by another model. Each (sampled) row's text is read under each reference
+//! model (`assay_label::source`): mean log-likelihood per token, Fast-DetectGPT's curvature and single-model
+//! Binoculars (embedded models), a per-byte likelihood ratio between two models, optionally the similarity to
+//! the model's own greedy answer; with labeled rows, a threshold chosen on one half with its false-positive rate
+//! on both, the flagged share with a Wilson interval, AUROC beside single-model anchors, attribution accuracy,
+//! and an HTML report of the score distributions.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +56,16 @@ pub struct SourceArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Under a base model (no chat template), read the text as the continuation of the prompt followed by this
+    /// text, verbatim (e.g. $'\n\nAssistant:' for dialogues), instead of the `Input:`/`Answer:` layout.
+    #[arg(long)]
+    pub answer_after: Option<String>,
+    /// Tokens of each text measured under embedded models; longer texts are measured on their start.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Write an HTML report (the detectors side by side, the score distributions per group).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// CPU threads for embedded models.
     #[arg(long, default_value_t = assay_llm::embedded::default_threads())]
     pub threads: usize,
@@ -150,6 +162,8 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         greedy: args.greedy,
         greedy_tokens: 64,
+        answer_after: args.answer_after.as_deref(),
+        max_tokens: args.max_tokens,
     };
     let mut backends = Vec::new();
     for reference in &args.reference_models {
@@ -191,33 +205,60 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
     }
     let verdicts = source::verdicts(&names, &scores, &labels, args.max_fpr);
 
-    // Figures on the labeled rows.
+    // Figures on the labeled rows, on all of them and on the half held out from fitting.
+    let n = texts.len();
     let is_human = |i: usize| labels[i].as_deref() == Some("human");
     let is_model = |i: usize| labels[i].as_deref().is_some_and(|l| l != "human");
-    let n = texts.len();
-    let of = |f: &dyn Fn(usize) -> bool| -> Vec<f64> {
-        (0..n)
-            .filter(|&i| f(i))
-            .map(|i| verdicts.rows[i].score)
-            .collect()
+    let held_out = |i: usize| verdicts.rows[i].fitted == Some(false);
+    let auroc_of = |value: &dyn Fn(usize) -> f64, only_held_out: bool| {
+        let pick = |f: &dyn Fn(usize) -> bool| -> Vec<f64> {
+            (0..n)
+                .filter(|&i| f(i) && (!only_held_out || held_out(i)))
+                .map(value)
+                .collect()
+        };
+        source::auroc(&pick(&is_model), &pick(&is_human))
     };
-    let auroc = source::auroc(&of(&is_model), &of(&is_human));
-    let anchors: Vec<(String, Option<f64>)> = names
-        .iter()
-        .enumerate()
-        .map(|(m, name)| {
-            let pick = |f: &dyn Fn(usize) -> bool| -> Vec<f64> {
-                (0..n)
-                    .filter(|&i| f(i))
-                    .map(|i| scores[m][i].mean_logprob)
-                    .collect()
-            };
-            (
+    let combined = |i: usize| verdicts.rows[i].score;
+    let auroc = auroc_of(&combined, false);
+    let auroc_held_out = auroc_of(&combined, true);
+    // Single-model anchors: what a detector built on one model alone gets.
+    let mut anchors: Vec<(String, String, Option<f64>, Option<f64>)> = Vec::new();
+    for (m, name) in names.iter().enumerate() {
+        let mean = |i: usize| scores[m][i].mean_logprob;
+        anchors.push((
+            name.clone(),
+            "mean log-likelihood".into(),
+            auroc_of(&mean, false),
+            auroc_of(&mean, true),
+        ));
+        if scores[m].iter().all(|s| s.curvature.is_some()) {
+            let curvature = |i: usize| scores[m][i].curvature.unwrap_or(f64::NAN);
+            // Lower Binoculars ratio: more machine-like.
+            let binoculars = |i: usize| -scores[m][i].binoculars.unwrap_or(f64::NAN);
+            anchors.push((
                 name.clone(),
-                source::auroc(&pick(&is_model), &pick(&is_human)),
-            )
-        })
-        .collect();
+                "Fast-DetectGPT curvature".into(),
+                auroc_of(&curvature, false),
+                auroc_of(&curvature, true),
+            ));
+            anchors.push((
+                name.clone(),
+                "Binoculars (one model)".into(),
+                auroc_of(&binoculars, false),
+                auroc_of(&binoculars, true),
+            ));
+        }
+    }
+    if names.len() == 2 {
+        let ratio = |i: usize| verdicts.rows[i].likelihood_ratio.unwrap_or(f64::NAN).abs();
+        anchors.push((
+            format!("{} / {}", names[0], names[1]),
+            "|per-byte likelihood ratio|".into(),
+            auroc_of(&ratio, false),
+            auroc_of(&ratio, true),
+        ));
+    }
     let written: Vec<usize> = (0..n).filter(|&i| is_model(i)).collect();
     let attribution = (!written.is_empty()).then(|| {
         written
@@ -232,11 +273,44 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| r.flagged == Some(true))
         .count();
     let interval = verdicts.threshold.as_ref().and_then(|_| wilson(flagged, n));
+    let truncated = (0..n)
+        .filter(|&i| scores.iter().any(|s| s[i].truncated_tokens > 0))
+        .count();
+    let threshold_text = verdicts.threshold.as_ref().map(|t| {
+        let rates = |r: &source::Rates| {
+            format!(
+                "false-positive rate {:.1}% on {} human rows, true-positive rate {:.1}% on {} model rows",
+                r.false_positive_rate * 100.0,
+                r.human_rows,
+                r.true_positive_rate * 100.0,
+                r.model_rows
+            )
+        };
+        match &t.held_out {
+            Some(h) => format!(
+                "{:.3}, chosen on half the labeled rows: {}; on the held-out half: {}",
+                t.value,
+                rates(&t.fitted),
+                rates(h)
+            ),
+            None => format!(
+                "{:.3}: {} (too few labeled rows to hold half out)",
+                t.value,
+                rates(&t.fitted)
+            ),
+        }
+    });
 
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["", "value"]);
     table.add_row(["rows checked".to_string(), format!("{n} of {total_rows}")]);
+    if truncated > 0 {
+        table.add_row([
+            "rows measured on their first tokens".to_string(),
+            format!("{truncated} (longer than --max-tokens {})", args.max_tokens),
+        ]);
+    }
     for (m, name) in names.iter().enumerate() {
         let mean = scores[m].iter().map(|s| s.mean_logprob).sum::<f64>() / n as f64;
         table.add_row([
@@ -244,19 +318,9 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
             format!("{mean:.3}"),
         ]);
     }
-    match &verdicts.threshold {
-        Some(t) => {
-            table.add_row([
-                "threshold (combined score)".to_string(),
-                format!(
-                    "{:.3}: false-positive rate {:.1}% on {} human rows, true-positive rate {:.1}% on {} model rows",
-                    t.value,
-                    t.false_positive_rate * 100.0,
-                    t.human_rows,
-                    t.true_positive_rate * 100.0,
-                    t.model_rows
-                ),
-            ]);
+    match &threshold_text {
+        Some(text) => {
+            table.add_row(["threshold (combined score)".to_string(), text.clone()]);
             let (lo, hi) = interval.unwrap_or((0.0, 0.0));
             table.add_row([
                 "flagged as model-written".to_string(),
@@ -275,17 +339,20 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
             ]);
         }
     }
-    if let Some(a) = auroc {
+    let both = |all: Option<f64>, held: Option<f64>| match (all, held) {
+        (Some(a), Some(h)) => format!("{a:.3} (held-out half {h:.3})"),
+        (Some(a), None) => format!("{a:.3}"),
+        _ => "-".into(),
+    };
+    if auroc.is_some() {
         table.add_row([
             "AUROC model vs human (combined)".to_string(),
-            format!("{a:.3}"),
+            both(auroc, auroc_held_out),
         ]);
-    }
-    for (name, a) in &anchors {
-        if let Some(a) = a {
+        for (name, detector, all, held) in &anchors {
             table.add_row([
-                format!("AUROC, anchor: {name} per-token likelihood only"),
-                format!("{a:.3}"),
+                format!("AUROC, anchor: {name}, {detector} only"),
+                both(*all, *held),
             ]);
         }
     }
@@ -296,6 +363,77 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
         ]);
     }
     outln!("{table}");
+
+    if let Some(path) = &args.report {
+        let group_of = |i: usize| labels[i].clone().unwrap_or_else(|| "unlabeled".into());
+        let mut groups: Vec<String> = (0..n).map(group_of).collect();
+        groups.sort();
+        groups.dedup();
+        let by_group = |value: &dyn Fn(usize) -> f64| -> Vec<(String, Vec<f64>)> {
+            groups
+                .iter()
+                .map(|g| {
+                    let values = (0..n).filter(|&i| &group_of(i) == g).map(value).collect();
+                    (g.clone(), values)
+                })
+                .collect()
+        };
+        let mut detectors = vec![("combined score".to_string(), auroc, auroc_held_out)];
+        detectors.extend(
+            anchors
+                .iter()
+                .map(|(name, detector, all, held)| (format!("{name}: {detector}"), *all, *held)),
+        );
+        let per_model = names
+            .iter()
+            .enumerate()
+            .map(|(m, name)| {
+                let detector = if scores[m].iter().all(|s| s.curvature.is_some()) {
+                    "Fast-DetectGPT curvature"
+                } else {
+                    "mean log-likelihood"
+                };
+                (
+                    name.clone(),
+                    detector.to_string(),
+                    by_group(&|i| scores[m][i].detector()),
+                )
+            })
+            .collect();
+        let mut figures = Vec::new();
+        if let Some(a) = attribution {
+            figures.push((
+                "attribution accuracy".to_string(),
+                format!("{:.1}%", a * 100.0),
+            ));
+        }
+        let view = assay_report::audit::SourceView {
+            rows: (n, total_rows),
+            flagged: interval.map(|i| (flagged, i)),
+            threshold: verdicts
+                .threshold
+                .as_ref()
+                .zip(threshold_text.clone())
+                .map(|(t, text)| (t.value, format!("Threshold {text}."))),
+            figures,
+            detectors: if auroc.is_some() {
+                detectors
+            } else {
+                Vec::new()
+            },
+            combined: by_group(&combined),
+            per_model,
+        };
+        let mut page = assay_report::Report::new("Source audit");
+        page.fact("input", args.input.display().to_string());
+        for name in &names {
+            page.fact("reference model", name.clone());
+        }
+        page.fact("assay", env!("CARGO_PKG_VERSION"));
+        page.push(assay_report::audit::source_section(&view));
+        std::fs::write(path, page.to_html())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
 
     if let Some(path) = &args.output {
         let out: Vec<Map<String, Value>> = rows
@@ -318,6 +456,7 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
                         "likelihood_ratio": v.likelihood_ratio,
                         "attributed": v.attributed,
                         "flagged": v.flagged,
+                        "fitted": v.fitted,
                     }),
                 );
                 row
@@ -338,7 +477,12 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
             "flagged_share": flagged as f64 / n as f64,
             "flagged_interval": interval.map(|(lo, hi)| json!([lo, hi])),
             "auroc": auroc,
-            "anchor_auroc": anchors.iter().map(|(n, a)| json!({"model": n, "auroc": a})).collect::<Vec<_>>(),
+            "auroc_held_out": auroc_held_out,
+            "anchor_auroc": anchors
+                .iter()
+                .map(|(n, d, a, h)| json!({"model": n, "detector": d, "auroc": a, "auroc_held_out": h}))
+                .collect::<Vec<_>>(),
+            "rows_truncated": truncated,
             "attribution_accuracy": attribution,
         });
         std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
