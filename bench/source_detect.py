@@ -130,12 +130,22 @@ def evaluate(scores_path, out_path):
         candidates[f"anchor: mean log-likelihood per token, {m} only"] = [
             r["assay_source"]["models"][m]["mean_logprob"] for r in rows
         ]
+        if "curvature" in rows[0]["assay_source"]["models"][m]:
+            candidates[f"anchor: Fast-DetectGPT curvature, {m} only"] = [
+                r["assay_source"]["models"][m]["curvature"] for r in rows
+            ]
+            candidates[f"anchor: Binoculars (one model), {m} only"] = [
+                -r["assay_source"]["models"][m]["binoculars"] for r in rows
+            ]
     if rows and rows[0]["assay_source"].get("likelihood_ratio") is not None:
         candidates["likelihood ratio between the two models"] = score_of("likelihood_ratio")
+    held = [r["assay_source"].get("fitted") is False for r in rows]
     for name, s in candidates.items():
         pos = [x for x, y in zip(s, machine) if y]
         neg = [x for x, y in zip(s, machine) if not y]
-        report["detectors"][name] = {"auroc": auroc(pos, neg)}
+        hpos = [x for x, y, h in zip(s, machine, held) if y and h]
+        hneg = [x for x, y, h in zip(s, machine, held) if not y and h]
+        report["detectors"][name] = {"auroc": auroc(pos, neg), "auroc_held_out": auroc(hpos, hneg) if hpos and hneg else None}
     # Attribution: of the model-written rows, how many are attributed to the model that wrote them.
     written = [(r["assay_source"].get("attributed"), t) for r, t in zip(rows, truth) if t != "human"]
     report["attribution_accuracy"] = sum(a == t for a, t in written) / max(1, len(written))

@@ -3,8 +3,11 @@
 # authors? N dialogues of HH-RLHF harmless-base test (default 300), each answered by the dataset's chosen reply
 # (`human`), by SmolLM2 and by Gemma 3 270M (sampled at temperature 0.8, llama-cpp-python on the same GGUF files;
 # bench/source_detect.py generate). `assay audit source` scores all 3N texts under both models; the same run
-# reports AUROC model-written vs human for assay's combined score and for single-model anchors (the mean
-# per-token log-likelihood under one model, what perplexity detectors start from), and attribution accuracy.
+# reports AUROC model-written vs human for assay's combined score (the larger z of each model's Fast-DetectGPT
+# curvature, fitted on half the labeled rows) and for single-model anchors (one model's mean per-token
+# log-likelihood, what perplexity detectors start from; one model's curvature; one-model Binoculars), on all
+# rows and on the held-out half, and attribution accuracy. Gemma, a base model, reads each reply after the
+# dialogue and "\n\nAssistant:" (--answer-after), as it wrote its own.
 # AUROC is recomputed in Python (Mann-Whitney) from the per-row output, independently of assay's own figure.
 # Usage: bash bench/source_detect.sh [N]       Writes bench/out/source_detect.{jsonl,json}; resumes generation.
 set -euo pipefail
@@ -26,6 +29,7 @@ python3 bench/source_detect.py generate "$source_data" "$rows" "$n" \
 start=$(date +%s)
 ASSAY_HOME="$home" "$assay" --quiet audit source "$rows" --text-column text --prompt-column prompt \
   --reference-model smollm2-135m-instruct --reference-model gemma-3-270m --label-column source \
-  --output bench/out/source_detect.jsonl --json bench/out/source_detect.summary.json
+  --answer-after $'\n\nAssistant:' ${THREADS:+--threads "$THREADS"} \
+  --output bench/out/source_detect.jsonl --json bench/out/source_detect.summary.json --report bench/out/source_detect.html
 echo "# scoring took $(( $(date +%s) - start )) s, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 bench/source_detect.py evaluate bench/out/source_detect.jsonl bench/out/source_detect.json
