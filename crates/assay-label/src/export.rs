@@ -15,12 +15,13 @@
 //! generated rows with human ones as the policy says, and checks the policy (denied licenses, a required license,
 //! the synthetic share, the generation depth), failing with the datasets and rows that break it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use assay_core::policy::{DatasetProvenance, MixSetting, PolicySpec};
 use assay_core::task::{outcome_name, preference_code, TIE};
 use assay_core::{AnnotatorKind, Labeler, PromptBuilder, TaskKind, TaskSpec};
+use assay_provenance::audit::{AuditStatus, DatasetAudits};
 use assay_provenance::card::QcSummary;
 use assay_provenance::mix::{mix, MixPolicy};
 use assay_provenance::policy::{DatasetFacts, RowFacts};
@@ -496,6 +497,8 @@ pub struct Finished {
     pub mix: OriginMix,
     /// The datasets the rows came from, with their licenses.
     pub datasets: Vec<DatasetFacts>,
+    /// The store's ids of `datasets`, in the same order.
+    pub dataset_ids: Vec<DatasetId>,
     /// Rows `--human-only` left out.
     pub not_human: usize,
     /// Rows the mix policy left out.
@@ -573,7 +576,7 @@ pub fn finish(
         pairs = mix(&human, &generations, &policy, 0);
     }
     let mixed_out = before_mix - pairs.len();
-    let mut mix_counts = OriginMix::default();
+    let mut mix_counts = OriginMix::with_experts(experts(store, rt)?);
     let mut facts = Vec::with_capacity(pairs.len());
     let mut rows = Vec::with_capacity(pairs.len());
     for (mut row, o) in pairs {
@@ -602,23 +605,109 @@ pub fn finish(
             "change the data or the `[policy]` section; `assay audit mix TASK.toml` shows the origins",
         ));
     }
+    let mut dataset_ids = vec![0; datasets.len()];
+    for (id, n) in &index {
+        dataset_ids[*n] = *id;
+    }
     Ok(Finished {
         rows,
         mix: mix_counts,
         datasets,
+        dataset_ids,
         not_human,
         mixed_out,
         mix_policy: options.policy.mix,
     })
 }
 
-/// The dataset card of an export (`assay_provenance::card`).
+/// The people marked as experts: annotators with the skill [`assay_provenance::EXPERT_SKILL`].
+pub fn experts(store: &Store, rt: &tokio::runtime::Runtime) -> Result<BTreeSet<String>> {
+    Ok(rt
+        .block_on(store.annotators())?
+        .into_iter()
+        .filter(|a| a.skills.iter().any(|s| s == assay_provenance::EXPERT_SKILL))
+        .map(|a| a.name)
+        .collect())
+}
+
+/// What the store's newest `assay audit dups` and `assay audit overlap` runs say about each of the export's
+/// datasets: found when one audited the same bytes (the dataset's SHA-256 as labeled), "another version" when the
+/// newest audit of the same path read other bytes, else not run.
+pub fn dataset_audits(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    finished: &Finished,
+) -> Result<Vec<DatasetAudits>> {
+    use assay_provenance::audit::{DUPS, OVERLAP};
+    let mut out = Vec::with_capacity(finished.datasets.len());
+    for (facts, id) in finished.datasets.iter().zip(&finished.dataset_ids) {
+        let sha256 = rt.block_on(store.dataset_sha256(*id))?.unwrap_or_default();
+        let source = rt
+            .block_on(store.dataset_info(*id))?
+            .map(|(_, source)| source)
+            .unwrap_or_default();
+        let path = audited_path(Path::new(&source));
+        out.push(DatasetAudits {
+            dataset: facts.name.clone(),
+            dups: audit_status(store, rt, DUPS, &sha256, &path)?,
+            overlap: audit_status(store, rt, OVERLAP, &sha256, &path)?,
+            sha256,
+        });
+    }
+    Ok(out)
+}
+
+/// The path an audit files a dataset under: absolute where the file exists, as given otherwise.
+pub fn audited_path(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn audit_status<P, C>(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    kind: &str,
+    sha256: &str,
+    path: &str,
+) -> Result<AuditStatus<P, C>>
+where
+    P: serde::de::DeserializeOwned,
+    C: serde::de::DeserializeOwned,
+{
+    if let Some(found) = rt.block_on(store.latest_audit(kind, sha256))? {
+        fn parse<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Result<T> {
+            serde_json::from_value(value).map_err(|e| {
+                Error::Internal(format!(
+                    "the stored `{kind}` audit summary does not parse: {e}"
+                ))
+            })
+        }
+        return Ok(AuditStatus::Found {
+            ran_at: found.ran_at,
+            parameters: parse(kind, found.parameters)?,
+            counts: parse(kind, found.counts)?,
+        });
+    }
+    Ok(match rt.block_on(store.latest_audit_of_path(kind, path))? {
+        Some(other) => AuditStatus::OtherVersion {
+            path: other.dataset_path,
+            ran_at: other.ran_at,
+            sha256: other.dataset_sha256,
+        },
+        None => AuditStatus::NotRun,
+    })
+}
+
+/// The dataset card of an export (`assay_provenance::card`), with what the audits of its datasets found.
 pub fn card(
     spec: &TaskSpec,
     format: ExportFormat,
     finished: &Finished,
     qc: &QcSummary,
     data_file: &str,
+    audits: &[DatasetAudits],
 ) -> String {
     let task_categories = match spec.kind {
         TaskKind::Classify | TaskKind::MultiLabel => vec!["text-classification".to_string()],
@@ -634,8 +723,7 @@ pub fn card(
         mix: finished.mix.clone(),
         datasets: finished.datasets.clone(),
         qc: Some(qc.clone()),
-        duplicates: None,
-        contamination: None,
+        audits: audits.to_vec(),
         mix_policy: finished.mix_policy.as_str().to_string(),
         mixed_out: finished.mixed_out,
     })
@@ -696,8 +784,8 @@ pub fn mix_report(
 ) -> Result<MixReport> {
     let exported = label_rows(spec, task)?;
     let (datasets, index) = dataset_facts(store, rt, spec, &exported.origins)?;
-    let mut total = OriginMix::default();
-    let mut per: Vec<OriginMix> = vec![OriginMix::default(); datasets.len()];
+    let mut total = OriginMix::with_experts(experts(store, rt)?);
+    let mut per: Vec<OriginMix> = vec![total.clone(); datasets.len()];
     let mut facts = Vec::new();
     for o in &exported.origins {
         let d = index[&o.dataset_id];

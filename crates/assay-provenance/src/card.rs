@@ -7,7 +7,8 @@
 
 use serde_json::json;
 
-use crate::origin::OriginMix;
+use crate::audit::{dups_text, overlap_text, DatasetAudits};
+use crate::origin::{OriginMix, EXPERT_SKILL};
 use crate::policy::DatasetFacts;
 
 /// The first line of the body: marks a README.md as assay's own, so a later export may overwrite it.
@@ -58,10 +59,9 @@ pub struct CardInput {
     pub datasets: Vec<DatasetFacts>,
     /// People's agreement, when people answered.
     pub qc: Option<QcSummary>,
-    /// What a duplicate check found (part 1 of the audit), if one ran.
-    pub duplicates: Option<String>,
-    /// What a contamination check found, if one ran.
-    pub contamination: Option<String>,
+    /// What the duplicate and contamination audits (part 1 of the audit) of each dataset found, in the order of
+    /// `datasets`; a dataset without an entry says "not run".
+    pub audits: Vec<DatasetAudits>,
     /// The mix policy applied (`accumulate`, `replace`).
     pub mix_policy: String,
     /// Rows the mix policy left out.
@@ -82,12 +82,15 @@ pub fn size_category(n: usize) -> &'static str {
     }
 }
 
-/// `annotations_creators` from who gave the final labels: `crowdsourced` where people decided, and
-/// `machine-generated` where a model or the probe did.
+/// `annotations_creators` from who gave the final labels: `expert-generated` where people decided with an expert
+/// among them, `crowdsourced` where people without one did, and `machine-generated` where a model or the probe did.
 pub fn annotations_creators(mix: &OriginMix) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if mix.labels_of("human") > 0 {
+    if mix.crowd_labels() > 0 {
         out.push("crowdsourced");
+    }
+    if mix.expert_labels > 0 {
+        out.push("expert-generated");
     }
     if mix.labels_of("llm") + mix.labels_of("probe") > 0 {
         out.push("machine-generated");
@@ -197,6 +200,17 @@ pub fn render(input: &CardInput) -> String {
             "| final label: {labeler} | {n} | {} |\n",
             pct(mix.share(*n))
         ));
+        if labeler == "human" {
+            for (creator, n) in [
+                ("expert-generated", mix.expert_labels),
+                ("crowdsourced", mix.crowd_labels()),
+            ] {
+                b.push_str(&format!(
+                    "| final label: human, {creator} | {n} | {} |\n",
+                    pct(mix.share(n))
+                ));
+            }
+        }
     }
     b.push_str(&format!(
         "\nSynthetic share {}; generation depth max {}, mean {:.2} (over all rows; human and imported rows are \
@@ -217,6 +231,21 @@ pub fn render(input: &CardInput) -> String {
             b.push_str(&format!(" {who} ({n})"));
         }
         b.push_str("\n\n");
+        let experts: Vec<&str> = mix
+            .people
+            .keys()
+            .filter(|who| mix.experts.contains(*who))
+            .map(String::as_str)
+            .collect();
+        b.push_str(&format!(
+            "Experts (annotators with the skill `{EXPERT_SKILL}`; a label people decided counts as \
+             expert-generated when one of them answered it): {}.\n\n",
+            if experts.is_empty() {
+                "none answered".to_string()
+            } else {
+                experts.join(", ")
+            }
+        ));
     }
     b.push_str("## Models and prompts\n\n");
     if mix.models.is_empty() && mix.probes.is_empty() && mix.generators.is_empty() {
@@ -268,17 +297,27 @@ pub fn render(input: &CardInput) -> String {
         _ => b.push_str("Not run: nobody answered in `assay serve`.\n\n"),
     }
     b.push_str("## Duplicates and contamination\n\n");
-    b.push_str(&format!(
-        "- Duplicates: {}\n- Contamination: {}\n\n",
-        input
-            .duplicates
-            .as_deref()
-            .unwrap_or("not run (`assay audit dups`)"),
-        input
-            .contamination
-            .as_deref()
-            .unwrap_or("not run (`assay audit overlap`)")
-    ));
+    b.push_str(
+        "Each dataset's newest `assay audit dups` and `assay audit overlap` run in the store, matched by the \
+         SHA-256 of the file's bytes as labeled.\n\n",
+    );
+    for (n, d) in input.datasets.iter().enumerate() {
+        match input.audits.get(n) {
+            Some(a) => b.push_str(&format!(
+                "- Duplicates in {}: {}\n- Contamination of {}: {}\n",
+                d.name,
+                dups_text(&a.dups, &a.sha256),
+                d.name,
+                overlap_text(&a.overlap, &a.sha256)
+            )),
+            None => b.push_str(&format!(
+                "- Duplicates in {}: not run (`assay audit dups`)\n- Contamination of {}: not run \
+                 (`assay audit overlap`)\n",
+                d.name, d.name
+            )),
+        }
+    }
+    b.push('\n');
     b.push_str("## Licenses\n\n| dataset | license | source | attribution |\n|---|---|---|---|\n");
     for d in &input.datasets {
         let p = &d.provenance;
@@ -352,7 +391,14 @@ mod tests {
         );
         assert!(card.contains("- \"extended|org/data\""), "{card}");
         assert!(card.contains("- \"n<1K\""), "{card}");
-        assert!(card.contains("Duplicates: not run"), "{card}");
+        assert!(
+            card.contains("Duplicates in org/data: not run (`assay audit dups`)"),
+            "{card}"
+        );
+        assert!(
+            card.contains("| final label: human, crowdsourced | 1 | 100.0% |"),
+            "{card}"
+        );
         assert_eq!(size_category(1_000), "1K<n<10K");
     }
 }

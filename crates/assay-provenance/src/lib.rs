@@ -2,6 +2,7 @@
 //! generation depth and parents, imported), how an export mixes human and generated rows, licenses and the policy
 //! an export must meet, and the dataset card written beside every export.
 
+pub mod audit;
 pub mod card;
 mod error;
 pub mod mix;
@@ -9,4 +10,4 @@ pub mod origin;
 pub mod policy;
 
 pub use error::{Error, Result};
-pub use origin::{LabelOrigin, OriginMix, RecordOrigin, ORIGIN_COLUMN};
+pub use origin::{LabelOrigin, OriginMix, RecordOrigin, EXPERT_SKILL, ORIGIN_COLUMN};

@@ -6,7 +6,7 @@
 //! task): `{"kind": "synthetic", "generator": {"model", "model_sha256", "prompt_hash", "task"}, "depth": N,
 //! "parents": [{"dataset_sha256", "row_index", "id"}]}`. Rows without the column are imported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -15,6 +15,10 @@ use crate::{Error, Result};
 
 /// The column a generated row's origin is written in.
 pub const ORIGIN_COLUMN: &str = "assay_origin";
+
+/// The `assay annotator add --skill` that marks a person as a domain expert: labels people decided with an expert
+/// among those who answered are `expert-generated` on the dataset card, the others `crowdsourced`.
+pub const EXPERT_SKILL: &str = "expert";
 
 /// The model (and prompt) that generated a synthetic record.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -214,6 +218,12 @@ pub struct OriginMix {
     pub models: Vec<ModelCount>,
     /// Labels given by each probe.
     pub probes: BTreeMap<String, usize>,
+    /// The people who count as experts (set before counting; see [`EXPERT_SKILL`]).
+    #[serde(skip)]
+    pub experts: BTreeSet<String>,
+    /// Labels decided by people among whom an expert answered (`expert-generated`); the rest of people's labels
+    /// are `crowdsourced`.
+    pub expert_labels: usize,
 }
 
 fn count_model(list: &mut Vec<ModelCount>, model: &str, sha: &str, prompt: &str) {
@@ -266,6 +276,9 @@ impl OriginMix {
                 for who in annotators {
                     *self.people.entry(who.clone()).or_default() += 1;
                 }
+                if annotators.iter().any(|who| self.experts.contains(who)) {
+                    self.expert_labels += 1;
+                }
             }
             LabelOrigin::Model {
                 model,
@@ -276,6 +289,19 @@ impl OriginMix {
                 *self.probes.entry(embedder.clone()).or_default() += 1;
             }
         }
+    }
+
+    /// Counting with these people as experts.
+    pub fn with_experts(experts: BTreeSet<String>) -> Self {
+        Self {
+            experts,
+            ..Self::default()
+        }
+    }
+
+    /// Labels decided by people with no expert among them.
+    pub fn crowd_labels(&self) -> usize {
+        self.labels_of("human") - self.expert_labels
     }
 
     /// Rows whose record is of this kind.
@@ -407,5 +433,19 @@ mod tests {
         let j = mix.to_json();
         assert_eq!(j["record_shares"]["imported"], 0.5);
         assert_eq!(j["label_shares"]["human"], 0.25);
+        assert_eq!((mix.expert_labels, mix.crowd_labels()), (0, 1));
+    }
+
+    #[test]
+    fn labels_with_an_expert_among_the_answers_are_counted_apart() {
+        let mut mix = OriginMix::with_experts(BTreeSet::from(["eve".to_string()]));
+        let by = |names: &[&str]| LabelOrigin::Human {
+            annotators: names.iter().map(|n| n.to_string()).collect(),
+        };
+        mix.add(&RecordOrigin::Imported, Some(&by(&["ann"])));
+        mix.add(&RecordOrigin::Imported, Some(&by(&["ann", "eve"])));
+        mix.add(&RecordOrigin::Imported, Some(&by(&["eve"])));
+        assert_eq!((mix.expert_labels, mix.crowd_labels()), (2, 1));
+        assert_eq!(mix.to_json()["expert_labels"], 2);
     }
 }

@@ -267,7 +267,10 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
         card_text.contains("| final label: human | 4 | 50.0% |"),
         "{card_text}"
     );
-    assert!(card_text.contains("Duplicates: not run"), "{card_text}");
+    assert!(
+        card_text.contains("Duplicates in uci/sms-spam: not run (`assay audit dups`)"),
+        "{card_text}"
+    );
     assert!(
         card_text.contains("Almeida and Gomez Hidalgo"),
         "{card_text}"

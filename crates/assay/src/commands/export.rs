@@ -130,9 +130,10 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         .card
         .clone()
         .unwrap_or_else(|| export::card_path(&output));
+    let audits = export::dataset_audits(&store, &rt, &finished)?;
     export::write_card(
         &card_path,
-        &export::card(&spec, format, &finished, &qc, &data_file),
+        &export::card(&spec, format, &finished, &qc, &data_file, &audits),
     )?;
     let rows = finished.rows.len();
     if format == ExportFormat::Labels {

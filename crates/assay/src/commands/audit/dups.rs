@@ -11,6 +11,7 @@ use assay_audit::dups::{DupConfig, DupCorpus, DupReport, KeepPriority, Side};
 use assay_audit::lsh::Banding;
 use assay_audit::text::NORMALIZATION;
 use assay_io::{open_dataset, OutputWriter, ParquetOptions};
+use assay_provenance::audit::{DupsCounts, DupsParameters};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
@@ -82,6 +83,10 @@ pub struct DupsArgs {
     /// shingles of the rows in candidate pairs.
     #[arg(long)]
     pub low_memory: bool,
+    /// Do not record this run in the store (by default its summary is filed under the input's SHA-256, and the
+    /// dataset card of a later `assay export` of this file says what it found).
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 /// Which columns of a row the audits read.
@@ -272,6 +277,7 @@ pub fn run(settings: &Settings, args: DupsArgs) -> anyhow::Result<ExitCode> {
     if args.against.len() > usize::from(u16::MAX) {
         bail!("at most {} --against files", u16::MAX);
     }
+    let fingerprint = super::Fingerprint::start(&args.input, !args.no_record);
     let banding = match (args.bands, args.rows) {
         (Some(bands), Some(rows)) => Some(Banding { bands, rows }),
         _ => None,
@@ -465,6 +471,37 @@ pub fn run(settings: &Settings, args: DupsArgs) -> anyhow::Result<ExitCode> {
         found,
         total,
     );
+    if !args.no_record {
+        let parameters = DupsParameters {
+            text_column: args.text_column.clone(),
+            threshold: report.threshold,
+            ngram: args.ngram,
+            num_perm: args.num_perm,
+            bands: report.banding.bands,
+            rows_per_band: report.banding.rows,
+            seed: args.seed,
+            against: args
+                .against
+                .iter()
+                .map(|p| super::file_ref(p))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        // The same figures as the table above.
+        let counts = DupsCounts {
+            rows: input_rows,
+            exact_duplicates: report.pairs.iter().filter(|p| p.exact).count(),
+            near_duplicate_pairs: report.pairs.iter().filter(|p| !p.exact).count(),
+            clusters: report.clusters.len(),
+            rows_dropped: dropped_rows.len(),
+        };
+        super::record(
+            settings,
+            fingerprint,
+            assay_provenance::audit::DUPS,
+            serde_json::to_value(parameters)?,
+            serde_json::to_value(counts)?,
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use assay_audit::overlap::{contamination, OverlapConfig, OverlapReport, ReferenceIndex, RowHits};
 use assay_audit::text::{Words, NORMALIZATION};
 use assay_io::{OutputWriter, ParquetOptions};
+use assay_provenance::audit::{FileRef, OverlapCounts, OverlapParameters, ReferenceCounts};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
@@ -60,14 +61,19 @@ pub struct OverlapArgs {
     /// Build the reference indexes again instead of reading the cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not record this run in the store (by default its summary is filed under the input's SHA-256, and the
+    /// dataset card of a later `assay export` of this file says what it found).
+    #[arg(long)]
+    pub no_record: bool,
 }
 
-/// Load the index of `path` from the cache, or build and cache it.
+/// Load the index of `path` from the cache, or build and cache it; with whether it was cached and the file's
+/// SHA-256.
 fn reference_index(
     settings: &Settings,
     args: &OverlapArgs,
     path: &Path,
-) -> anyhow::Result<(ReferenceIndex, bool)> {
+) -> anyhow::Result<(ReferenceIndex, bool, String)> {
     let text_column = args
         .reference_text_column
         .clone()
@@ -87,7 +93,7 @@ fn reference_index(
     if !args.no_cache {
         if let Ok(bytes) = std::fs::read(&cache) {
             match ReferenceIndex::from_bytes(&bytes) {
-                Ok(index) => return Ok((index, true)),
+                Ok(index) => return Ok((index, true, sha)),
                 Err(error) => {
                     tracing::warn!(cache = %cache.display(), %error, "rebuilding the index")
                 }
@@ -127,16 +133,19 @@ fn reference_index(
     if let Err(error) = written {
         tracing::warn!(cache = %cache.display(), %error, "the overlap index was not cached");
     }
-    Ok((index, false))
+    Ok((index, false, sha))
 }
 
 /// Run `assay audit overlap`.
 pub fn run(settings: &Settings, args: OverlapArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let fingerprint = super::Fingerprint::start(&args.input, !args.no_record);
     let mut indexes = Vec::new();
+    let mut reference_shas = Vec::new();
     for path in &args.references {
-        let (index, cached) = reference_index(settings, &args, path)?;
+        let (index, cached, sha) = reference_index(settings, &args, path)?;
         indexes.push((path, index, cached));
+        reference_shas.push(sha);
     }
     let indexed = started.elapsed().as_secs_f64();
     let columns = Columns {
@@ -287,6 +296,46 @@ pub fn run(settings: &Settings, args: OverlapArgs) -> anyhow::Result<ExitCode> {
         "{rows} rows in {total:.2} s: indexes {indexed:.2} s, check {scanned:.2} s ({:.1} µs per row)",
         1e6 * scanned / rows.max(1) as f64
     );
+    if !args.no_record {
+        let files: Vec<FileRef> = indexes
+            .iter()
+            .zip(reference_shas)
+            .map(|((path, _, _), sha256)| FileRef {
+                path: assay_label::export::audited_path(path),
+                sha256,
+            })
+            .collect();
+        let parameters = OverlapParameters {
+            text_column: args.text_column.clone(),
+            ngram: args.ngram,
+            min_share: args.min_share,
+            common_rows: common,
+            references: files.clone(),
+        };
+        // The same figures as the table above.
+        let counts = OverlapCounts {
+            rows,
+            contaminated_rows: contaminated.len(),
+            references: indexes
+                .iter()
+                .zip(&reports)
+                .zip(files)
+                .map(|(((_, index, _), report), reference)| ReferenceCounts {
+                    reference,
+                    items: index.items().len(),
+                    items_hit: report.rows_by_item.iter().filter(|r| !r.is_empty()).count(),
+                    rows_hitting: report.rows.len(),
+                })
+                .collect(),
+        };
+        super::record(
+            settings,
+            fingerprint,
+            assay_provenance::audit::OVERLAP,
+            serde_json::to_value(parameters)?,
+            serde_json::to_value(counts)?,
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
