@@ -400,5 +400,16 @@ mod tests {
             "{card}"
         );
         assert_eq!(size_category(1_000), "1K<n<10K");
+        let mut experts = OriginMix::with_experts(["eve".to_string()].into());
+        let by = |who: &str| LabelOrigin::Human {
+            annotators: vec![who.into()],
+        };
+        experts.add(&RecordOrigin::Imported, Some(&by("eve")));
+        assert_eq!(annotations_creators(&experts), vec!["expert-generated"]);
+        experts.add(&RecordOrigin::Imported, Some(&by("ann")));
+        assert_eq!(
+            annotations_creators(&experts),
+            vec!["crowdsourced", "expert-generated"]
+        );
     }
 }

@@ -125,12 +125,15 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
     run(&["label", t, "--threads", "2"]);
     let labeled = read_jsonl(&d.join("labeled.jsonl"));
     assert_eq!(labeled.len(), 8);
-    let alice = run(&["annotator", "add", "alice"]).trim().to_string();
+    // alice is an expert (issue 14: her labels are `expert-generated` on the card), bob is not.
+    let alice = run(&["annotator", "add", "alice", "--skill", "expert"])
+        .trim()
+        .to_string();
     let bob = run(&["annotator", "add", "bob"]).trim().to_string();
     run(&["project", "create", t]);
 
-    // The least confident half (4 rows) goes to people, one answer each: alice answers two, bob the rest,
-    // each the opposite of the machine.
+    // The least confident half (4 rows) goes to people, one answer each: bob answers two, alice the rest,
+    // each the opposite of the machine. Between them, an export's card has no expert-generated labels yet.
     let mut serve = assay();
     serve
         .arg("--store")
@@ -139,8 +142,33 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
     let (server, port) = spawn_server(serve);
     let server = KillOnDrop(server);
     let mut answered: Vec<(String, &str, String)> = Vec::new();
-    for who in [&alice, &alice, &bob, &bob, &bob] {
+    for who in [&bob, &bob, &alice, &alice, &alice] {
         let name = if who == &alice { "alice" } else { "bob" };
+        if answered.len() == 2 && who == &alice {
+            let before = d.join("before-alice").join("labels.jsonl");
+            std::fs::create_dir_all(before.parent().unwrap()).unwrap();
+            run(&[
+                "export",
+                "--format",
+                "labels",
+                t,
+                "--output",
+                before.to_str().unwrap(),
+            ]);
+            let card = d.join("before-alice").join("README.md");
+            let text = std::fs::read_to_string(&card).unwrap();
+            assert!(
+                text.contains("| final label: human, expert-generated | 0 | 0.0% |")
+                    && text.contains("| final label: human, crowdsourced | 2 | 25.0% |"),
+                "{text}"
+            );
+            if let Some(parsed) = card_data(&card) {
+                assert_eq!(
+                    parsed["data"]["annotations_creators"],
+                    json!(["crowdsourced", "machine-generated"])
+                );
+            }
+        }
         let (status, body) = http(port, "GET", "/api/projects/1/next", Some(who), None);
         if status == 204 {
             break;
@@ -208,6 +236,7 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
         json!({"alice": by("alice"), "bob": by("bob")})
     );
     assert_eq!(total["synthetic_share"], 0.25);
+    assert_eq!(total["expert_labels"], by("alice"));
     assert_eq!(total["max_depth"], 2);
     assert_eq!(total["mean_depth"], 3.0 / 8.0);
     let model = &total["models"][0];
@@ -275,12 +304,18 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
         card_text.contains("Almeida and Gomez Hidalgo"),
         "{card_text}"
     );
+    assert!(
+        card_text.contains("| final label: human, expert-generated | 2 | 25.0% |")
+            && card_text.contains("| final label: human, crowdsourced | 2 | 25.0% |"),
+        "{card_text}"
+    );
+    assert!(card_text.contains("expert-generated when one of them answered it): alice."));
     if let Some(parsed) = card_data(&card) {
         let data = &parsed["data"];
         assert_eq!(data["license"], json!(["cc-by-4.0"]));
         assert_eq!(
             data["annotations_creators"],
-            json!(["crowdsourced", "machine-generated"])
+            json!(["crowdsourced", "expert-generated", "machine-generated"])
         );
         assert_eq!(
             data["language_creators"],
@@ -336,8 +371,18 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
         "# my project\n"
     );
     let beside = std::fs::read_to_string(d.join("human.jsonl.README.md")).unwrap();
+    // The creators of exactly the rows kept: expert-generated where alice answered, crowdsourced where bob did.
+    let mut creators = String::from("annotations_creators:\n");
+    for (who, creator) in [("bob", "crowdsourced"), ("alice", "expert-generated")] {
+        if kept
+            .iter()
+            .any(|r| r["human_answers"][0]["annotator"] == who)
+        {
+            creators.push_str(&format!("- \"{creator}\"\n"));
+        }
+    }
     assert!(
-        beside.contains("annotations_creators:\n- \"crowdsourced\"\nlanguage_creators"),
+        beside.contains(&format!("{creators}language_creators")),
         "{beside}"
     );
 

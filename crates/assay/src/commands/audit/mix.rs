@@ -84,6 +84,13 @@ pub fn run(settings: &Settings, args: MixArgs) -> anyhow::Result<ExitCode> {
     for labeler in ["human", "llm", "probe"] {
         add(format!("final label: {labeler}"), &|m| m.labels_of(labeler));
     }
+    add(
+        format!(
+            "  by people with an expert (skill `{}`)",
+            assay_provenance::EXPERT_SKILL
+        ),
+        &|m| m.expert_labels,
+    );
     for who in report.total.people.keys().cloned().collect::<Vec<_>>() {
         add(format!("  person {who}"), &|m| {
             m.people.get(&who).copied().unwrap_or(0)
