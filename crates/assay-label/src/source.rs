@@ -38,15 +38,25 @@ const CHUNK: usize = 16;
 
 /// One reference model, as given on the command line: a cached model's name, a GGUF path, or a served model as
 /// `URL#MODEL` (an OpenAI-compatible `/v1` endpoint that returns prompt log-probabilities through `echo`).
-pub fn open_reference(reference: &str, models_home: &Path) -> Result<Backend> {
+/// A served model's text is laid out by assay (`served_template`: `chatml`, or `None` for the plain
+/// `Input:`/`Answer:` completion layout), since the server's own template is unknown here.
+pub fn open_reference(
+    reference: &str,
+    models_home: &Path,
+    served_template: Option<assay_core::ChatTemplate>,
+) -> Result<Backend> {
     let model = if let Some((url, name)) = reference
         .split_once('#')
         .filter(|(u, _)| u.starts_with("http://") || u.starts_with("https://"))
     {
         format!(
-            "name = {}\nendpoint = {}\nscoring = \"prompt-logprobs\"\n",
+            "name = {}\nendpoint = {}\nscoring = \"prompt-logprobs\"\n{}\n",
             toml_str(name),
-            toml_str(url)
+            toml_str(url),
+            match served_template {
+                Some(assay_core::ChatTemplate::Chatml) => "chat-template = \"chatml\"",
+                _ => "prompt-format = \"completion\"",
+            }
         )
     } else if reference.ends_with(".gguf") {
         format!("path = {}\n", toml_str(reference))

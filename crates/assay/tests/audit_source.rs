@@ -5,6 +5,8 @@
 //! `bench/source_detect.sh`.
 
 mod common;
+#[path = "../../assay-llm/tests/support/llama_server.rs"]
+mod llama_server;
 
 use common::*;
 use serde_json::{json, Value};
@@ -192,4 +194,87 @@ fn issue_14_audit_source_scores_flags_and_attributes_with_the_real_model() {
             .contains("`gpt-9` is neither `human` nor a reference model"),
         "{r:?}"
     );
+}
+
+#[test]
+fn issue_14_audit_source_reads_a_served_models_prompt_log_probabilities() {
+    if !llama_server::server_available() {
+        return;
+    }
+    let _ = assay();
+    let gguf = test_home().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let server = llama_server::LlamaServer::start(&gguf);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("texts.jsonl");
+    let mut lines = String::new();
+    for s in &FLUENT[..4] {
+        lines += &format!(
+            "{}\n",
+            json!({"prompt": "Say something.", "text": s, "who": "smollm2"})
+        );
+        lines += &format!(
+            "{}\n",
+            json!({"prompt": "Say something.", "text": shuffled(s), "who": "human"})
+        );
+    }
+    std::fs::write(&input, lines).unwrap();
+    let out = d.join("scored.jsonl");
+    let summary = d.join("summary.json");
+    let reference = format!("http://127.0.0.1:{}/v1#smollm2", server.port);
+    ok(assay()
+        .args(["--quiet", "audit", "source"])
+        .arg(&input)
+        .args(["--text-column", "text", "--prompt-column", "prompt"])
+        .args(["--reference-model", &reference, "--label-column", "who"])
+        // llama-cpp-python 0.3.36 shifts echoed log-probabilities by one token when the prompt starts with no
+        // BOS or control token (SmolLM2 adds none): the ChatML layout starts with `<|im_start|>`.
+        .args(["--served-template", "chatml"])
+        .arg("--output")
+        .arg(&out)
+        .arg("--json")
+        .arg(&summary));
+    let rows = read_jsonl(&out);
+    assert_eq!(rows.len(), 8);
+    for pair in rows.chunks(2) {
+        let m = |r: &Value| r["assay_source"]["models"]["smollm2"].clone();
+        // Served models give no distributions: the log-likelihood per byte is the detector.
+        assert!(m(&pair[0]).get("curvature").is_none(), "{pair:?}");
+        let bytes = pair[0]["text"].as_str().unwrap().len() as f64;
+        let logprob = m(&pair[0])["logprob"].as_f64().unwrap();
+        assert!(logprob < 0.0);
+        assert!((m(&pair[0])["mean_logprob"].as_f64().unwrap() - logprob / bytes).abs() < 1e-9);
+        let score = |r: &Value| r["assay_source"]["score"].as_f64().unwrap();
+        assert!(score(&pair[0]) > score(&pair[1]), "{pair:?}");
+    }
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["auroc"], 1.0);
+    assert_eq!(s["models"][0], "smollm2");
+    // The same file in-process, with its own ChatML template: the same log-likelihoods, to llama.cpp builds'
+    // rounding.
+    let local = d.join("local.jsonl");
+    ok(assay()
+        .args(["--quiet", "audit", "source"])
+        .arg(&input)
+        .args(["--text-column", "text", "--prompt-column", "prompt"])
+        .args([
+            "--reference-model",
+            "smollm2-135m-instruct",
+            "--threads",
+            "2",
+        ])
+        .arg("--output")
+        .arg(&local));
+    for (served, embedded) in rows.iter().zip(read_jsonl(&local)) {
+        let a = served["assay_source"]["models"]["smollm2"]["logprob"]
+            .as_f64()
+            .unwrap();
+        let b = embedded["assay_source"]["models"]["smollm2-135m-instruct"]["logprob"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (a - b).abs() < 0.02 * b.abs() + 0.1,
+            "served {a}, embedded {b}"
+        );
+    }
 }

@@ -60,6 +60,9 @@ pub struct SourceArgs {
     /// text, verbatim (e.g. $'\n\nAssistant:' for dialogues), instead of the `Input:`/`Answer:` layout.
     #[arg(long)]
     pub answer_after: Option<String>,
+    /// How assay lays out the prompt for a served reference model: `chatml`, or `completion` (`Input:`/`Answer:`).
+    #[arg(long, value_enum, default_value_t = ServedLayout::Completion)]
+    pub served_template: ServedLayout,
     /// Tokens of each text measured under embedded models; longer texts are measured on their start.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
@@ -69,6 +72,15 @@ pub struct SourceArgs {
     /// CPU threads for embedded models.
     #[arg(long, default_value_t = assay_llm::embedded::default_threads())]
     pub threads: usize,
+}
+
+/// The prompt layouts assay renders for a served model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServedLayout {
+    /// `<|im_start|>user ... <|im_start|>assistant` turns.
+    Chatml,
+    /// `Input: ... Answer:`.
+    Completion,
 }
 
 /// A seeded sample of `count` of `len` indices, in input order (SplitMix64 partial Fisher-Yates).
@@ -168,8 +180,13 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
     let mut backends = Vec::new();
     for reference in &args.reference_models {
         backends.push(
-            source::open_reference(reference, &settings.home)
-                .with_context(|| format!("opening reference model `{reference}`"))?,
+            source::open_reference(
+                reference,
+                &settings.home,
+                (args.served_template == ServedLayout::Chatml)
+                    .then_some(assay_core::ChatTemplate::Chatml),
+            )
+            .with_context(|| format!("opening reference model `{reference}`"))?,
         );
     }
     let names: Vec<String> = backends.iter().map(|b| b.name().to_string()).collect();
