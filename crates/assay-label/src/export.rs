@@ -729,6 +729,45 @@ pub fn card(
     })
 }
 
+/// The Croissant 1.0 metadata of an export (`assay_provenance::croissant`), as pretty JSON. `data_file` is the
+/// export's name relative to the metadata file, `sha256` its bytes' hash, `encoding_format` its MIME type.
+pub fn croissant(
+    spec: &TaskSpec,
+    format: ExportFormat,
+    finished: &Finished,
+    data_file: &str,
+    sha256: &str,
+    encoding_format: &str,
+) -> String {
+    let mut licenses: Vec<String> = finished
+        .datasets
+        .iter()
+        .flat_map(|d| d.license.as_ref().map(|l| l.ids()).unwrap_or_default())
+        .collect();
+    licenses.sort();
+    licenses.dedup();
+    let mix = &finished.mix;
+    let description = format!(
+        "{} rows exported by `assay export --format {}` from task `{}`: {:.1}% of the final labels by people, \
+         {:.1}% of the records synthetic. The dataset card (README.md) says where every row came from.",
+        mix.rows,
+        format.as_str(),
+        spec.name,
+        100.0 * mix.share(mix.labels_of("human")),
+        100.0 * mix.synthetic_share()
+    );
+    let doc = assay_provenance::croissant::render(&assay_provenance::croissant::CroissantInput {
+        name: &spec.name,
+        description,
+        licenses,
+        data_file,
+        sha256,
+        encoding_format,
+        rows: &finished.rows,
+    });
+    serde_json::to_string_pretty(&doc).expect("JSON serialises") + "\n"
+}
+
 /// Where the card of an export goes: `README.md` in the export's folder, unless a README.md there was not
 /// written by assay (a project's own), then `OUTPUT_FILE.README.md` beside the export.
 pub fn card_path(output: &Path) -> std::path::PathBuf {
@@ -749,9 +788,11 @@ pub fn card_path(output: &Path) -> std::path::PathBuf {
     }
 }
 
-/// Write the card (through a temporary file renamed into place).
+/// Write the card, or the Croissant metadata (through a temporary file renamed into place).
 pub fn write_card(path: &Path, card: &str) -> Result<()> {
-    let tmp = path.with_extension("md.tmp");
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     let io = |source| Error::File {
         path: path.to_path_buf(),
         source,

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod card;
+pub mod croissant;
 mod error;
 pub mod mix;
 pub mod origin;

@@ -147,6 +147,7 @@ fn issue_14_the_card_names_what_the_audits_of_this_version_of_the_file_found() {
             t,
             "--output",
             out.to_str().unwrap(),
+            "--croissant",
         ]);
         std::fs::read_to_string(out.parent().unwrap().join("README.md")).unwrap()
     };
@@ -179,6 +180,49 @@ fn issue_14_the_card_names_what_the_audits_of_this_version_of_the_file_found() {
     );
     if let Some(header) = card_header(&d.join("export").join("README.md")) {
         assert_eq!(header["annotations_creators"], json!(["machine-generated"]));
+    }
+    // `--croissant`: mlcroissant reads the metadata and, through it, the same records as the export.
+    let exported = read_jsonl(&out);
+    if let Some((metadata, records)) = croissant_records(&d.join("export").join("croissant.json")) {
+        assert_eq!(metadata["conformsTo"], "http://mlcommons.org/croissant/1.0");
+        assert_eq!(
+            metadata["distribution"][0]["sha256"],
+            assay_io::file_sha256(&out).unwrap()
+        );
+        assert_eq!(
+            metadata["distribution"][0]["encodingFormat"],
+            "application/jsonlines"
+        );
+        let fields: Vec<&str> = metadata["recordSet"][0]["field"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        for column in [
+            "id",
+            "text",
+            "label",
+            "model_label",
+            "confidence",
+            "labeler",
+            "license",
+        ] {
+            assert!(fields.contains(&column), "{column} not in {fields:?}");
+        }
+        assert!(!fields.contains(&"provenance"), "{fields:?}");
+        assert_eq!(records.len(), exported.len());
+        for (record, row) in records.iter().zip(&exported) {
+            for field in &fields {
+                let (got, want) = (&record[*field], &row[*field]);
+                match (got.as_f64(), want.as_f64()) {
+                    (Some(g), Some(w)) if want.is_f64() => {
+                        assert!((g - w).abs() < 1e-6, "{field}: {got} {want}")
+                    }
+                    _ => assert_eq!(got, want, "{field}"),
+                }
+            }
+        }
     }
 
     // The file changes and is labeled again: its old audits do not describe it.
@@ -219,6 +263,35 @@ fn issue_14_the_card_names_what_the_audits_of_this_version_of_the_file_found() {
         card.contains("- Contamination of input.jsonl: not run on this version"),
         "{card}"
     );
+}
+
+/// The Croissant metadata as `mlcroissant` validates it and its records as it reads them (text decoded), or
+/// `None` (skipped, or failed under CI) without the package.
+fn croissant_records(path: &Path) -> Option<(Value, Vec<Value>)> {
+    let script = "import json, sys\nimport mlcroissant as mlc\n\
+                  ds = mlc.Dataset(jsonld=sys.argv[1])\n\
+                  out = []\n\
+                  for r in ds.records(record_set='rows'):\n\
+                  \x20   out.append({k.split('/', 1)[1]: (v.decode() if isinstance(v, bytes) else v) for k, v in r.items()})\n\
+                  print(json.dumps({'metadata': ds.metadata.to_json(), 'records': out}, default=str))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No module named 'mlcroissant'") {
+            skip_or_fail_in_ci("croissant_records", "mlcroissant is not installed");
+            return None;
+        }
+        panic!("mlcroissant could not read {}: {err}", path.display());
+    }
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some((
+        parsed["metadata"].clone(),
+        parsed["records"].as_array().unwrap().clone(),
+    ))
 }
 
 /// Today's date in UTC as the card writes it, from the system's `date`.

@@ -56,6 +56,10 @@ pub struct ExportArgs {
     /// that folder has a README.md assay did not write].
     #[arg(long, value_name = "README.md")]
     pub card: Option<PathBuf>,
+    /// Also write Croissant 1.0 metadata (JSON-LD: the file with its SHA-256, the columns with their types) to
+    /// `croissant.json` in the output's folder.
+    #[arg(long)]
+    pub croissant: bool,
 }
 
 impl From<FormatArg> for ExportFormat {
@@ -135,6 +139,27 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         &card_path,
         &export::card(&spec, format, &finished, &qc, &data_file, &audits),
     )?;
+    let croissant = if args.croissant {
+        let folder = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let path = folder.join("croissant.json");
+        let sha256 = assay_io::file_sha256(&output)?;
+        let encoding = match assay_io::Format::from_path(&output)? {
+            assay_io::Format::Jsonl => "application/jsonlines",
+            assay_io::Format::Csv => "text/csv",
+            assay_io::Format::Tsv => "text/tab-separated-values",
+            assay_io::Format::Parquet => "application/x-parquet",
+        };
+        export::write_card(
+            &path,
+            &export::croissant(&spec, format, &finished, &data_file, &sha256, encoding),
+        )?;
+        Some(path)
+    } else {
+        None
+    };
     let rows = finished.rows.len();
     if format == ExportFormat::Labels {
         outln!(
@@ -188,6 +213,9 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
         finished.mix.mean_depth(),
         card_path.display()
     );
+    if let Some(path) = croissant {
+        outln!("croissant: {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
