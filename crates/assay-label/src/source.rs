@@ -10,9 +10,11 @@
 //!   detector is the mean log-likelihood.
 //! - With labeled rows (a column naming `human` or the model that wrote each row), the labeled rows are split in
 //!   two halves, alternating within each label: every model's detector is standardised against the human rows
-//!   of the fitting half (z-score), the combined score is the largest z, attribution is the model with the
-//!   largest z, and the flag threshold is the smallest combined score that keeps the false-positive rate on the
-//!   fitting half's human rows at or under the target. The threshold's rates are reported on both halves; the
+//!   of the fitting half (z-score); with two or more models, so is the per-byte contrast (how much likelier the
+//!   text is under that model than under the others). A model's evidence is the sum of the two z-scores, the
+//!   combined score is the largest evidence, and the flag threshold is the smallest combined score that keeps
+//!   the false-positive rate on the fitting half's human rows at or under the target. Attribution is the model
+//!   under which the text is likeliest per byte. The threshold's rates are reported on both halves; the
 //!   held-out half's are the honest ones.
 //! - With two models, the per-byte log-likelihood ratio between them is reported too (per byte, so models with
 //!   different tokenizers compare). Two-model Binoculars (cross-perplexity between an observer and a performer)
@@ -319,12 +321,13 @@ pub fn shingle_jaccard(a: &str, b: &str, n: usize) -> f64 {
 /// Every row's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowVerdict {
-    /// Combined score: with labeled rows the largest per-model z-score of the detector against the fitting
-    /// half's human rows, else the largest detector value. Higher: more likely written by a model.
+    /// Combined score: with labeled rows the largest per-model evidence (the z-score of the model's detector
+    /// against the fitting half's human rows, plus the z-score of the per-byte contrast with the other models),
+    /// else the largest detector value. Higher: more likely written by a model.
     pub score: f64,
     /// With two models: per-byte log-likelihood under the first minus under the second.
     pub likelihood_ratio: Option<f64>,
-    /// The model the text is attributed to (the one with the largest score).
+    /// The model the text is attributed to: the one under which it is likeliest per byte.
     pub attributed: String,
     /// Flagged as model-written (only with a threshold chosen on labeled rows).
     pub flagged: Option<bool>,
@@ -375,6 +378,8 @@ pub struct Verdicts {
     pub threshold: Option<Threshold>,
     /// Per model, from labeled human rows.
     pub human_reference: Option<Vec<HumanReference>>,
+    /// Per model (two or more), the per-byte contrast with the other models on labeled human rows.
+    pub contrast_reference: Option<Vec<HumanReference>>,
 }
 
 /// Labeled rows needed of each kind (human, model-written) before a half is held out.
@@ -401,46 +406,66 @@ pub fn verdicts(
     for (i, f) in fitted.iter_mut().enumerate() {
         if let Some(l) = label(i) {
             let k = seen.entry(l).or_default();
-            *f = Some(!split || *k % 2 == 0);
+            *f = Some(!split || k.is_multiple_of(2));
             *k += 1;
         }
     }
     let in_fit = |i: &usize| fitted[*i] == Some(true);
     let in_check = |i: &usize| fitted[*i] == Some(false);
     let human: Vec<usize> = human_all.iter().copied().filter(in_fit).collect();
+    // How much likelier the text is per byte under model m than under the others on average (per byte, so
+    // tokenizers compare): text a model wrote is likelier under it than under other models.
+    let contrast = |m: usize, i: usize| {
+        let others = scores.len() - 1;
+        let rest: f64 = (0..scores.len())
+            .filter(|&k| k != m)
+            .map(|k| scores[k][i].per_byte)
+            .sum();
+        scores[m][i].per_byte - rest / others as f64
+    };
+    let standardise = |value: &dyn Fn(usize) -> f64| {
+        let xs: Vec<f64> = human.iter().map(|&i| value(i)).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
+        HumanReference {
+            mean,
+            sd: var.sqrt().max(1e-9),
+        }
+    };
     let reference: Option<Vec<HumanReference>> = (human.len() >= 2).then(|| {
         scores
             .iter()
-            .map(|per_model| {
-                let xs: Vec<f64> = human.iter().map(|&i| per_model[i].detector()).collect();
-                let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-                let var =
-                    xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
-                HumanReference {
-                    mean,
-                    sd: var.sqrt().max(1e-9),
-                }
-            })
+            .map(|per_model| standardise(&|i| per_model[i].detector()))
             .collect()
     });
+    let contrast_reference: Option<Vec<HumanReference>> = (human.len() >= 2 && scores.len() >= 2)
+        .then(|| {
+            (0..scores.len())
+                .map(|m| standardise(&|i| contrast(m, i)))
+                .collect()
+        });
     let mut out: Vec<RowVerdict> = (0..rows)
         .map(|i| {
-            let per: Vec<f64> = scores
+            // The evidence that model m wrote the text: its detector's z against human rows, plus (with two or
+            // more models) the z of how much likelier the text is under m than under the others.
+            let evidence: Vec<f64> = scores
                 .iter()
                 .enumerate()
                 .map(|(m, s)| match &reference {
-                    Some(r) => (s[i].detector() - r[m].mean) / r[m].sd,
+                    Some(r) => {
+                        let own = (s[i].detector() - r[m].mean) / r[m].sd;
+                        own + contrast_reference
+                            .as_ref()
+                            .map_or(0.0, |c| (contrast(m, i) - c[m].mean) / c[m].sd)
+                    }
                     None => s[i].detector(),
                 })
                 .collect();
-            let (best, score) =
-                per.iter()
-                    .copied()
-                    .enumerate()
-                    .fold(
-                        (0, f64::NEG_INFINITY),
-                        |acc, (m, x)| if x > acc.1 { (m, x) } else { acc },
-                    );
+            let score = evidence.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            // Attribution: the model under which the text is likeliest per byte.
+            let best = (0..scores.len())
+                .max_by(|&a, &b| scores[a][i].per_byte.total_cmp(&scores[b][i].per_byte))
+                .unwrap_or(0);
             RowVerdict {
                 score,
                 likelihood_ratio: (scores.len() == 2)
@@ -485,6 +510,7 @@ pub fn verdicts(
         rows: out,
         threshold,
         human_reference: reference,
+        contrast_reference,
     }
 }
 
@@ -586,6 +612,37 @@ mod tests {
         assert_eq!(v.rows[3].flagged, Some(true));
         assert!(v.rows.iter().take(3).all(|r| r.flagged == Some(false)));
         assert!(v.rows[0].likelihood_ratio.is_some());
+    }
+
+    #[test]
+    fn text_likelier_under_one_model_than_the_other_counts_as_evidence() {
+        let models = vec!["a".to_string(), "b".to_string()];
+        let row = |detector: f64, per_byte: f64| ModelScore {
+            mean_logprob: detector,
+            per_byte,
+            ..ModelScore::default()
+        };
+        // Human rows: about as likely under both. The last row looks human to both detectors, but is far
+        // likelier per byte under a than under b.
+        let jitter = [0.0, 0.1, -0.1, 0.05];
+        let mut a: Vec<ModelScore> = jitter.iter().map(|j| row(-3.0 + j, -0.8 + j)).collect();
+        let mut b: Vec<ModelScore> = jitter
+            .iter()
+            .map(|j| row(-3.0 - j, -0.8 + j / 2.0))
+            .collect();
+        a.push(row(-3.0, -0.4));
+        b.push(row(-3.0, -0.9));
+        let mut labels: Vec<Option<String>> = vec![Some("human".into()); 4];
+        labels.push(None);
+        let v = verdicts(&models, &[a.clone(), b.clone()], &labels, 0.0);
+        assert_eq!(v.contrast_reference.as_ref().map(Vec::len), Some(2));
+        assert_eq!(v.rows[4].attributed, "a");
+        let highest_human = v.rows[..4].iter().map(|r| r.score).fold(f64::MIN, f64::max);
+        assert!(v.rows[4].score > highest_human + 3.0, "{:?}", v.rows);
+        // One model: no contrast, the detector alone.
+        let alone = verdicts(&models[..1], &[a], &labels, 0.0);
+        assert!(alone.contrast_reference.is_none());
+        assert!(alone.rows[4].score < 2.0);
     }
 
     #[test]

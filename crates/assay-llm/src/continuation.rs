@@ -153,7 +153,11 @@ impl<'m> ContinuationMeter<'m> {
                 } else {
                     " "
                 };
-                (text.to_string(), vec![0..text.len()], separator)
+                (
+                    text.to_string(),
+                    std::iter::once(0..text.len()).collect(),
+                    separator,
+                )
             }
         };
         let context_tokens = self.model.tokenize_layout(&rendered, &plain);

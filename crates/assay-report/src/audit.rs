@@ -261,6 +261,9 @@ mod tests {
     }
 }
 
+/// Values per group of rows: `(group, values)`.
+pub type Groups = Vec<(String, Vec<f64>)>;
+
 /// The figures of one `assay audit source` run.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SourceView {
@@ -275,9 +278,9 @@ pub struct SourceView {
     /// The detectors side by side: `(detector, AUROC on all labeled rows, AUROC on the held-out half)`.
     pub detectors: Vec<(String, Option<f64>, Option<f64>)>,
     /// The combined score of each group of rows (`human`, a model's name, `unlabeled`).
-    pub combined: Vec<(String, Vec<f64>)>,
-    /// Per reference model: its detector's name and values per group.
-    pub per_model: Vec<(String, String, Vec<(String, Vec<f64>)>)>,
+    pub combined: Groups,
+    /// Per reference model: its name, its detector's name and values per group.
+    pub per_model: Vec<(String, String, Groups)>,
 }
 
 /// Each group's values as a histogram line (share of the group's rows per bin), over a shared range.
