@@ -10,18 +10,6 @@ use std::path::Path;
 use common::*;
 use serde_json::{json, Value};
 
-/// A deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn random_words(rng: &mut Rng, prefix: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| format!("{prefix}{}", rng.below(1_000_000)))
@@ -46,26 +34,6 @@ fn table_value(printed: &str, label: &str) -> usize {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// The card's header as `huggingface_hub.DatasetCard` reads it (skipped, or failed under CI, without it).
-fn card_header(card: &Path) -> Option<Value> {
-    let script = "import json, sys\nfrom huggingface_hub import DatasetCard\n\
-                  print(json.dumps(DatasetCard.load(sys.argv[1]).data.to_dict()))";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(card)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No module named 'huggingface_hub'") {
-            skip_or_fail_in_ci("card_header", "huggingface_hub is not installed");
-            return None;
-        }
-        panic!("DatasetCard.load failed: {err}");
-    }
-    Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 #[test]
@@ -178,7 +146,9 @@ fn issue_14_the_card_names_what_the_audits_of_this_version_of_the_file_found() {
         )),
         "{card}"
     );
-    if let Some(header) = card_header(&d.join("export").join("README.md")) {
+    if let Some(header) =
+        dataset_card(&d.join("export").join("README.md")).map(|c| c["data"].clone())
+    {
         assert_eq!(header["annotations_creators"], json!(["machine-generated"]));
     }
     // `--croissant`: mlcroissant reads the metadata and, through it, the same records as the export.

@@ -77,27 +77,6 @@ fn fails(cmd: &mut Command) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
-/// The card's YAML header as `huggingface_hub.DatasetCard` reads it, or `None` (skipped) without the package.
-fn card_data(card: &Path) -> Option<Value> {
-    let script = "import json, sys\nfrom huggingface_hub import DatasetCard\n\
-                  card = DatasetCard.load(sys.argv[1])\n\
-                  print(json.dumps({'data': card.data.to_dict(), 'text': card.text}))";
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(card)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No module named 'huggingface_hub'") {
-            skip_or_fail_in_ci("card_data", "huggingface_hub is not installed");
-            return None;
-        }
-        panic!("DatasetCard.load failed: {err}");
-    }
-    Some(serde_json::from_slice(&out.stdout).unwrap())
-}
-
 #[test]
 fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answer_in_assay_serve() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,7 +141,7 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
                     && text.contains("| final label: human, crowdsourced | 2 | 25.0% |"),
                 "{text}"
             );
-            if let Some(parsed) = card_data(&card) {
+            if let Some(parsed) = dataset_card(&card) {
                 assert_eq!(
                     parsed["data"]["annotations_creators"],
                     json!(["crowdsourced", "machine-generated"])
@@ -310,7 +289,7 @@ fn issue_14_origin_shares_human_only_licenses_policy_and_card_after_people_answe
         "{card_text}"
     );
     assert!(card_text.contains("expert-generated when one of them answered it): alice."));
-    if let Some(parsed) = card_data(&card) {
+    if let Some(parsed) = dataset_card(&card) {
         let data = &parsed["data"];
         assert_eq!(data["license"], json!(["cc-by-4.0"]));
         assert_eq!(

@@ -216,3 +216,38 @@ pub fn sms_slice_task(dir: &Path, rows: usize, tail: &str) -> PathBuf {
     std::fs::write(&task, task_text).unwrap();
     task
 }
+
+/// A deterministic generator for test data (xorshift64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A dataset card as `huggingface_hub.DatasetCard` reads it: `{"data": header, "text": body}`, or `None` (a skip,
+/// a failure under CI) without the package.
+pub fn dataset_card(card: &Path) -> Option<serde_json::Value> {
+    let script = "import json, sys\nfrom huggingface_hub import DatasetCard\n\
+                  card = DatasetCard.load(sys.argv[1])\n\
+                  print(json.dumps({'data': card.data.to_dict(), 'text': card.text}))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(card)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No module named 'huggingface_hub'") {
+            skip_or_fail_in_ci("dataset_card", "huggingface_hub is not installed");
+            return None;
+        }
+        panic!("DatasetCard.load failed: {err}");
+    }
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
