@@ -521,9 +521,10 @@ pub fn dataset_facts(
         if index.contains_key(&o.dataset_id) {
             continue;
         }
-        let (name, source) = rt
-            .block_on(store.dataset_info(o.dataset_id))?
-            .unwrap_or_else(|| (format!("dataset {}", o.dataset_id), String::new()));
+        let (name, source) = rt.block_on(store.dataset_info(o.dataset_id))?.map_or_else(
+            || (format!("dataset {}", o.dataset_id), String::new()),
+            |d| (d.name, d.source),
+        );
         let data = (!source.is_empty()).then(|| Path::new(&source));
         let provenance = DatasetProvenance::resolve(spec.provenance.as_ref(), data)?;
         let dataset = DatasetFacts::new(&name, provenance).map_err(|e| {
@@ -641,10 +642,9 @@ pub fn dataset_audits(
     use assay_provenance::audit::{DUPS, OVERLAP};
     let mut out = Vec::with_capacity(finished.datasets.len());
     for (facts, id) in finished.datasets.iter().zip(&finished.dataset_ids) {
-        let sha256 = rt.block_on(store.dataset_sha256(*id))?.unwrap_or_default();
-        let source = rt
+        let (sha256, source) = rt
             .block_on(store.dataset_info(*id))?
-            .map(|(_, source)| source)
+            .map(|d| (d.sha256, d.source))
             .unwrap_or_default();
         let path = audited_path(Path::new(&source));
         out.push(DatasetAudits {

@@ -40,12 +40,12 @@ const CHUNK: usize = 16;
 
 /// One reference model, as given on the command line: a cached model's name, a GGUF path, or a served model as
 /// `URL#MODEL` (an OpenAI-compatible `/v1` endpoint that returns prompt log-probabilities through `echo`).
-/// A served model's text is laid out by assay (`served_template`: `chatml`, or `None` for the plain
-/// `Input:`/`Answer:` completion layout), since the server's own template is unknown here.
+/// A served model's prompt is laid out by assay in `served_template`, since the server's own template is unknown
+/// here.
 pub fn open_reference(
     reference: &str,
     models_home: &Path,
-    served_template: Option<assay_core::ChatTemplate>,
+    served_template: assay_core::ChatTemplate,
 ) -> Result<Backend> {
     let model = if let Some((url, name)) = reference
         .split_once('#')
@@ -56,8 +56,8 @@ pub fn open_reference(
             toml_str(name),
             toml_str(url),
             match served_template {
-                Some(assay_core::ChatTemplate::Chatml) => "chat-template = \"chatml\"",
-                _ => "prompt-format = \"completion\"",
+                assay_core::ChatTemplate::Chatml => "chat-template = \"chatml\"",
+                assay_core::ChatTemplate::Completion => "prompt-format = \"completion\"",
             }
         )
     } else if reference.ends_with(".gguf") {

@@ -63,16 +63,8 @@ impl Store {
 
     /// The newest audit of this kind of the file with these bytes.
     pub async fn latest_audit(&self, kind: &str, sha256: &str) -> Result<Option<StoredAudit>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_runs WHERE kind = $1 AND dataset_sha256 = $2
-             ORDER BY ran_at DESC, id DESC LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(kind)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(stored_audit).transpose()
+        self.latest_audit_where(kind, "dataset_sha256", sha256)
+            .await
     }
 
     /// The newest audit of this kind of the file at this path, whatever its bytes were then: how the card tells
@@ -82,26 +74,26 @@ impl Store {
         kind: &str,
         path: &str,
     ) -> Result<Option<StoredAudit>> {
+        self.latest_audit_where(kind, "dataset_path", path).await
+    }
+
+    /// The newest audit of this kind whose `column` (one of this module's, never user text) equals `value`.
+    async fn latest_audit_where(
+        &self,
+        kind: &str,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<StoredAudit>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM audit_runs WHERE kind = $1 AND dataset_path = $2
+            "SELECT {COLUMNS} FROM audit_runs WHERE kind = $1 AND {column} = $2
              ORDER BY ran_at DESC, id DESC LIMIT 1"
         );
         let row = sqlx::query(&sql)
             .bind(kind)
-            .bind(path)
+            .bind(value)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(stored_audit).transpose()
-    }
-
-    /// A dataset's content hash (the SHA-256 of the file it was read from), by id.
-    pub async fn dataset_sha256(&self, id: crate::DatasetId) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT sha256 FROM datasets WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
     }
 }
 
@@ -188,10 +180,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store.dataset_sha256(dataset).await.unwrap().as_deref(),
+            store
+                .dataset_info(dataset)
+                .await
+                .unwrap()
+                .map(|d| d.sha256)
+                .as_deref(),
             Some("sha-a")
         );
-        assert_eq!(store.dataset_sha256(dataset + 100).await.unwrap(), None);
+        assert_eq!(store.dataset_info(dataset + 100).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -19,6 +19,17 @@ pub mod review_qc;
 pub mod testing;
 
 pub use audits::{NewAudit, StoredAudit};
+
+/// What the store knows of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetInfo {
+    /// Its name (the file name).
+    pub name: String,
+    /// The path it was read from.
+    pub source: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+}
 pub use review::{
     Annotator, AnnotatorId, AnswerOutcome, AssignmentId, AssignmentView, HumanAnswer,
     ImportedLabel, Project, ProjectId, Refusal, ReviewAnswer, ReviewWriter, Role, RouteSummary,
@@ -473,13 +484,17 @@ impl Store {
             .transpose()
     }
 
-    /// A dataset's name and source (the path it was read from), by id.
-    pub async fn dataset_info(&self, id: DatasetId) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT name, source FROM datasets WHERE id = $1")
+    /// A dataset's name, source (the path it was read from) and content hash, by id.
+    pub async fn dataset_info(&self, id: DatasetId) -> Result<Option<DatasetInfo>> {
+        let row = sqlx::query("SELECT name, source, sha256 FROM datasets WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        Ok(row.map(|r| DatasetInfo {
+            name: r.get(0),
+            source: r.get(1),
+            sha256: r.get(2),
+        }))
     }
 
     /// Records that already carry an annotation from this annotator for this task.

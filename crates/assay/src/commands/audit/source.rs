@@ -183,8 +183,10 @@ pub fn run(settings: &Settings, args: SourceArgs) -> anyhow::Result<ExitCode> {
             source::open_reference(
                 reference,
                 &settings.home,
-                (args.served_template == ServedLayout::Chatml)
-                    .then_some(assay_core::ChatTemplate::Chatml),
+                match args.served_template {
+                    ServedLayout::Chatml => assay_core::ChatTemplate::Chatml,
+                    ServedLayout::Completion => assay_core::ChatTemplate::Completion,
+                },
             )
             .with_context(|| format!("opening reference model `{reference}`"))?,
         );
